@@ -1,0 +1,47 @@
+# dcs-migration-operator — every entry point a user or CI needs.
+#   make demo        start the simulator and talk to it with the `dcs` CLI (make demo-down stops it)
+#   make test        every test (CI runs exactly this)
+#   make control-plane   build/reuse kube-apiserver, etcd and helm for the tests (cached)
+#   make bench       the benchmarks
+
+SHELL := /bin/bash
+CACHE_DIR ?= $(HOME)/.cache/dcs-migration-operator
+VENV := $(CACHE_DIR)/venv
+PYTHON_REQUIREMENTS := tests/python/requirements.txt
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all build test test-rust test-python control-plane python-deps demo demo-down bench
+
+all: build
+
+build:
+	cargo build --bins
+
+control-plane:
+	scripts/control-plane build
+
+python-deps: $(VENV)/.installed
+
+$(VENV)/.installed: $(PYTHON_REQUIREMENTS)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(PYTHON_REQUIREMENTS)
+	touch $@
+
+test: control-plane python-deps build test-rust test-python
+
+test-rust:
+	cargo test --lib --bins --tests
+
+test-python: python-deps build
+	DCS_SIMULATOR_BIN=$(CURDIR)/target/debug/dcs-simulator $(VENV)/bin/python -m pytest -q tests/python
+
+demo: build
+	scripts/demo up
+
+demo-down:
+	scripts/demo down
+
+bench:
+	cargo bench --bench signing
+	cargo build --release --bin dcs-simulator
+	cargo bench --bench simulator_throughput

@@ -1,0 +1,37 @@
+//! The command line of `dcs-migration-operator` (design.md, "CLI").
+
+pub mod dcs;
+
+use clap::{Parser, Subcommand};
+
+/// Kubernetes operator for Huawei Cloud DCS data-migration tasks.
+#[derive(Debug, Parser)]
+#[command(name = "dcs-migration-operator", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Call the DCS migration-task API directly: check credentials and reachability, inspect
+    /// or stop tasks. Credentials come from HUAWEICLOUD_SDK_AK / _SK / _SECURITY_TOKEN.
+    Dcs {
+        #[command(subcommand)]
+        op: dcs::DcsCommand,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// Runs the command line and returns the process exit code.
+pub async fn run(cli: Cli) -> std::process::ExitCode {
+    match cli.command {
+        Command::Dcs { op } => dcs::run(op).await,
+        Command::Version => {
+            println!("dcs-migration-operator {}", env!("CARGO_PKG_VERSION"));
+            std::process::ExitCode::SUCCESS
+        }
+    }
+}

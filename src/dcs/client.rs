@@ -1,0 +1,444 @@
+//! The signed HTTP client for the 15 migration-task operations, with a shared client-side rate
+//! limit, per-call timeouts, and retries (exponential backoff with jitter) only where a retry
+//! cannot duplicate an effect.
+
+use super::credentials::Credentials;
+use super::endpoint::Endpoint;
+use super::error::{DcsError, parse_error_body};
+use super::model::*;
+use super::operation::Operation;
+use super::signer::{self, SignableRequest};
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest answer body read; anything longer is refused as undecodable, not buffered.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// The API caps batch stop/restart at 50 task ids per call.
+pub const MAX_BATCH: usize = 50;
+
+/// Client-side rate limit for all calls of one client (one account).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained calls per second.
+    pub qps: f64,
+    /// Calls allowed at once after a quiet period.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self { qps: 10.0, burst: 20 }
+    }
+}
+
+/// Retry policy for calls that may be repeated (see [`Operation::is_idempotent`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// First backoff delay (before jitter).
+    pub min_delay: Duration,
+    /// Cap of one backoff delay.
+    pub max_delay: Duration,
+    /// Cap of all backoff delays of one call together.
+    pub total_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 6,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            total_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything a client needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub endpoint: Endpoint,
+    pub project_id: String,
+    pub credentials: Credentials,
+    pub rate_limit: RateLimit,
+    pub retry: RetryPolicy,
+    /// Timeout of one HTTP exchange (connect to last byte).
+    pub timeout: Duration,
+    pub user_agent: String,
+}
+
+impl ClientConfig {
+    /// A configuration with default limits, timeouts and retries.
+    pub fn new(endpoint: Endpoint, project_id: impl Into<String>, credentials: Credentials) -> Self {
+        Self {
+            endpoint,
+            project_id: project_id.into(),
+            credentials,
+            rate_limit: RateLimit::default(),
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(30),
+            user_agent: concat!("dcs-migration-operator/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// A DCS API client. Cloning is cheap and shares the connection pool and the rate limit.
+#[derive(Clone)]
+pub struct DcsClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    limiter: DefaultDirectRateLimiter,
+}
+
+impl std::fmt::Debug for DcsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DcsClient")
+            .field("endpoint", &self.inner.config.endpoint.as_str())
+            .field("project_id", &self.inner.config.project_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The request of one call, before signing.
+struct Call {
+    operation: Operation,
+    method: Method,
+    /// Path below `/v2/{project_id}`, segments already percent-encoded.
+    path: String,
+    query: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+}
+
+impl Call {
+    fn new(operation: Operation, method: Method, path: String) -> Self {
+        Self { operation, method, path, query: Vec::new(), body: None }
+    }
+
+    fn query(mut self, key: &str, value: Option<impl ToString>) -> Self {
+        if let Some(v) = value {
+            self.query.push((key.to_owned(), v.to_string()));
+        }
+        self
+    }
+
+    fn json(mut self, body: &impl Serialize) -> Result<Self, DcsError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| DcsError::InvalidRequest(format!("{}: cannot encode the body: {e}", self.operation)))?;
+        self.body = Some(bytes);
+        Ok(self)
+    }
+}
+
+fn segment(raw: &str) -> String {
+    signer::encode_component(raw)
+}
+
+impl DcsClient {
+    /// Builds a client. Fails only on an unusable rate limit or TLS setup.
+    pub fn new(config: ClientConfig) -> Result<Self, DcsError> {
+        let RateLimit { qps, burst } = config.rate_limit;
+        let burst = NonZeroU32::new(burst.max(1)).expect("max(1) is non-zero");
+        let quota = (qps.is_finite() && qps > 0.0)
+            .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / qps)))
+            .flatten()
+            .ok_or_else(|| DcsError::InvalidRequest(format!("qps must be a positive number, not {qps}")))?
+            .allow_burst(burst);
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| DcsError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { inner: Arc::new(Inner { http, config, limiter: RateLimiter::direct(quota) }) })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.config.endpoint
+    }
+
+    /// The project id in every path.
+    pub fn project_id(&self) -> &str {
+        &self.inner.config.project_id
+    }
+
+    // ------------------------------------------------------------ operations
+
+    /// `CreateMigrationTask`: a backup import. Never retried after an unknown outcome.
+    pub async fn create_migration_task(&self, body: &CreateMigrationTaskBody) -> Result<TaskAccepted, DcsError> {
+        self.send(Call::new(Operation::CreateMigrationTask, Method::POST, "/migration-task".into()).json(body)?)
+            .await
+    }
+
+    /// `CreateOnlineMigrationTask`: answers only the task id (`instance_id`). Never retried
+    /// after an unknown outcome.
+    pub async fn create_online_migration_task(
+        &self,
+        body: &CreateOnlineMigrationTaskBody,
+    ) -> Result<OnlineTaskCreated, DcsError> {
+        self.send(Call::new(Operation::CreateOnlineMigrationTask, Method::POST, "/migration/instance".into()).json(body)?)
+            .await
+    }
+
+    /// `SetOnlineMigrationTask`: configures an online task that is `RUNNING`.
+    pub async fn set_online_migration_task(
+        &self,
+        task_id: &str,
+        body: &SetOnlineMigrationTaskBody,
+    ) -> Result<TaskAccepted, DcsError> {
+        let path = format!("/migration/{}/task", segment(task_id));
+        self.send(Call::new(Operation::SetOnlineMigrationTask, Method::POST, path).json(body)?).await
+    }
+
+    /// `ShowMigrationTask`. A missing task is an error of class `NotFound` (`DCS.4133`).
+    pub async fn show_migration_task(&self, task_id: &str) -> Result<MigrationTask, DcsError> {
+        let path = format!("/migration-task/{}", segment(task_id));
+        self.send(Call::new(Operation::ShowMigrationTask, Method::GET, path)).await
+    }
+
+    /// `ShowMigrationTaskStats`: progress and counters.
+    pub async fn show_migration_task_stats(&self, task_id: &str) -> Result<MigrationStats, DcsError> {
+        let path = format!("/migration-task/{}/stats", segment(task_id));
+        self.send(Call::new(Operation::ShowMigrationTaskStats, Method::GET, path)).await
+    }
+
+    /// `ListMigrationTask`: one page.
+    pub async fn list_migration_tasks(&self, query: &ListQuery) -> Result<MigrationTaskPage, DcsError> {
+        let call = Call::new(Operation::ListMigrationTask, Method::GET, "/migration-tasks".into())
+            .query("offset", query.offset)
+            .query("limit", query.limit)
+            .query("name", query.name.as_deref());
+        self.send(call).await
+    }
+
+    /// `ListMigrationTaskLogs`: one page of a task's log.
+    pub async fn list_migration_task_logs(&self, task_id: &str, query: &LogsQuery) -> Result<MigrationLogPage, DcsError> {
+        let path = format!("/migration-task/{}/logs", segment(task_id));
+        let call = Call::new(Operation::ListMigrationTaskLogs, Method::GET, path)
+            .query("offset", query.offset)
+            .query("limit", query.limit)
+            .query("log_level", query.log_level.as_deref());
+        self.send(call).await
+    }
+
+    /// `StopMigrationTask`: asynchronous; answers the task (usually `TERMINATING`).
+    pub async fn stop_migration_task(&self, task_id: &str) -> Result<MigrationTask, DcsError> {
+        let path = format!("/migration-task/{}/stop", segment(task_id));
+        self.send(Call::new(Operation::StopMigrationTask, Method::POST, path)).await
+    }
+
+    /// `StopMigrationTaskSync`: 204 with no body.
+    pub async fn stop_migration_task_sync(&self, task_id: &str) -> Result<(), DcsError> {
+        let path = format!("/migration-task/{}/sync-stop", segment(task_id));
+        self.send::<Empty>(Call::new(Operation::StopMigrationTaskSync, Method::POST, path)).await.map(drop)
+    }
+
+    /// `BatchStopMigrationTasks` for at most [`MAX_BATCH`] ids. HTTP 200 may still carry
+    /// per-item failures: check every [`BatchItemResult`].
+    pub async fn batch_stop_migration_tasks(&self, task_ids: &[String]) -> Result<BatchResult, DcsError> {
+        self.batch(Operation::BatchStopMigrationTasks, "/migration-task/batch-stop", task_ids).await
+    }
+
+    /// `BatchRestartOnlineMigrationTasks` for at most [`MAX_BATCH`] ids; per-item results as above.
+    pub async fn batch_restart_online_migration_tasks(&self, task_ids: &[String]) -> Result<BatchResult, DcsError> {
+        self.batch(Operation::BatchRestartOnlineMigrationTasks, "/migration-tasks/batch-restart", task_ids).await
+    }
+
+    /// `UpdateMigrationTask`: changes the resume mode.
+    pub async fn update_migration_task(&self, task_id: &str, resume_mode: ResumeMode) -> Result<(), DcsError> {
+        let path = format!("/migration-task/{}", segment(task_id));
+        let call = Call::new(Operation::UpdateMigrationTask, Method::PUT, path).json(&UpdateMigrationTaskBody { resume_mode })?;
+        self.send::<Empty>(call).await.map(drop)
+    }
+
+    /// `DeleteMigrationTask` (a DELETE with a JSON body). Answers the ids the API accepted; the
+    /// detail call may still answer for a deleted task, so confirm absence with the list.
+    pub async fn delete_migration_tasks(&self, task_ids: &[String]) -> Result<Vec<String>, DcsError> {
+        let body = DeleteTasksBody { task_id_list: task_ids.to_vec() };
+        let call = Call::new(Operation::DeleteMigrationTask, Method::DELETE, "/migration-tasks/delete".into()).json(&body)?;
+        self.send::<DeleteTasksBody>(call).await.map(|b| b.task_id_list)
+    }
+
+    /// `ExchangeInstanceIp`: switch-over. Never retried after an unknown outcome (a second
+    /// exchange would swap back).
+    pub async fn exchange_instance_ip(&self, task_id: &str, body: &ExchangeInstanceIpBody) -> Result<(), DcsError> {
+        let path = format!("/migration-task/{}/exchange-ip", segment(task_id));
+        self.send::<Empty>(Call::new(Operation::ExchangeInstanceIp, Method::POST, path).json(body)?).await.map(drop)
+    }
+
+    /// `RollbackExchangeInstanceIp`: reverts a switch-over. Never retried after an unknown outcome.
+    pub async fn rollback_exchange_instance_ip(&self, task_id: &str) -> Result<(), DcsError> {
+        let path = format!("/migration-task/{}/rollback-ip", segment(task_id));
+        self.send::<Empty>(Call::new(Operation::RollbackExchangeInstanceIp, Method::POST, path)).await.map(drop)
+    }
+
+    async fn batch(&self, operation: Operation, path: &str, task_ids: &[String]) -> Result<BatchResult, DcsError> {
+        if task_ids.is_empty() || task_ids.len() > MAX_BATCH {
+            return Err(DcsError::InvalidRequest(format!(
+                "{operation} takes 1 to {MAX_BATCH} task ids, not {}",
+                task_ids.len()
+            )));
+        }
+        let call = Call::new(operation, Method::POST, path.to_owned()).json(&TaskIdsBody { migration_tasks: task_ids })?;
+        self.send(call).await
+    }
+
+    // ------------------------------------------------------------ transport
+
+    /// Sends a call with the retry policy and decodes its answer.
+    async fn send<T: DeserializeOwned>(&self, call: Call) -> Result<T, DcsError> {
+        let policy = self.inner.config.retry;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(policy.min_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_retries)
+            .with_total_delay(Some(policy.total_delay))
+            .with_jitter();
+        let operation = call.operation;
+        let (status, body) = (|| self.attempt(&call))
+            .retry(backoff)
+            .when(|e: &DcsError| e.is_transient() && (operation.is_idempotent() || e.certainly_not_applied()))
+            .notify(|e: &DcsError, delay: Duration| {
+                tracing::debug!(%operation, class = e.class().as_str(), code = e.code(), ?delay, "retrying DCS call");
+            })
+            .await?;
+        decode(operation, status, &body)
+    }
+
+    /// One signed HTTP exchange, after waiting for the rate limiter.
+    async fn attempt(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
+        let config = &self.inner.config;
+        self.inner.limiter.until_ready().await;
+        let operation = call.operation;
+        let path = format!("{}/v2/{}{}", config.endpoint.path_prefix(), segment(&config.project_id), call.path);
+        let query = signer::canonical_query(&call.query);
+        let content_type = if call.body.is_some() { "application/json;charset=utf-8" } else { "application/json" };
+        let mut headers = vec![
+            ("Content-Type".to_owned(), content_type.to_owned()),
+            ("User-Agent".to_owned(), config.user_agent.clone()),
+            ("X-Project-Id".to_owned(), config.project_id.clone()),
+            (signer::DATE_HEADER.to_owned(), signer::format_sdk_date(jiff::Timestamp::now())),
+            ("Host".to_owned(), config.endpoint.host_header()),
+        ];
+        if let Some(token) = config.credentials.security_token() {
+            headers.push((signer::SECURITY_TOKEN_HEADER.to_owned(), token.to_owned()));
+        }
+        let body = call.body.as_deref().unwrap_or_default();
+        let signature = signer::sign(
+            &SignableRequest { method: call.method.as_str(), path: &path, query: &call.query, headers: &headers, body },
+            config.credentials.secret_key(),
+        );
+        headers.push(("Authorization".to_owned(), signature.authorization(config.credentials.access_key())));
+
+        let origin = config.endpoint.origin();
+        let url = if query.is_empty() { format!("{origin}{path}") } else { format!("{origin}{path}?{query}") };
+        let mut request = self.inner.http.request(call.method.clone(), url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if let Some(bytes) = &call.body {
+            request = request.body(bytes.clone());
+        }
+        let started = std::time::Instant::now();
+        let mut response = request.send().await.map_err(|e| network_error(operation, &e))?;
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| network_error(operation, &e))? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(DcsError::Decode {
+                    operation,
+                    status,
+                    detail: format!("the answer exceeds {MAX_RESPONSE_BYTES} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        tracing::debug!(%operation, status, elapsed_ms = started.elapsed().as_millis() as u64, "DCS call");
+        if (200..300).contains(&status) {
+            Ok((status, bytes))
+        } else {
+            Err(DcsError::Api { operation, error: parse_error_body(status, &bytes, request_id) })
+        }
+    }
+}
+
+fn network_error(operation: Operation, e: &reqwest::Error) -> DcsError {
+    use std::error::Error as _;
+    let mut detail = if e.is_timeout() { "timed out".to_owned() } else { String::new() };
+    let mut source = e.source();
+    while let Some(s) = source {
+        if !detail.is_empty() {
+            detail.push_str(": ");
+        }
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    if detail.is_empty() {
+        detail = "connection failed".to_owned();
+    }
+    DcsError::Network { operation, sent: !e.is_connect(), detail }
+}
+
+/// Decodes a success answer; an empty body (204, or a bare 200) decodes as `{}`.
+fn decode<T: DeserializeOwned>(operation: Operation, status: u16, body: &[u8]) -> Result<T, DcsError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| DcsError::Decode { operation, status, detail: sanitize_decode_error(&e) })
+}
+
+/// serde_json quotes offending values in its messages (`invalid type: string "…"`); a value
+/// could be anything, so every quoted part is dropped. Field names (in backticks) stay.
+fn sanitize_decode_error(e: &serde_json::Error) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in e.to_string().chars() {
+        match c {
+            '"' if !quoted => {
+                quoted = true;
+                out.push_str("\"…");
+            }
+            '"' => {
+                quoted = false;
+                out.push('"');
+            }
+            _ if !quoted => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_errors_never_repeat_values_from_the_body() {
+        let err = decode::<MigrationTaskPage>(Operation::ListMigrationTask, 200, br#"{"migration_tasks": "s3cr3t"}"#)
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("ListMigrationTask"), "{text}");
+    }
+
+    #[test]
+    fn empty_success_bodies_decode() {
+        assert_eq!(decode::<Empty>(Operation::StopMigrationTaskSync, 204, b"").unwrap(), Empty {});
+        assert_eq!(decode::<Empty>(Operation::UpdateMigrationTask, 200, b"{\"x\":1}").unwrap(), Empty {});
+    }
+}

@@ -1,0 +1,17 @@
+//! The DCS migration-task API client: wire models, the SDK-HMAC-SHA256 signer, endpoints,
+//! typed errors, retries and client-side throttling.
+
+pub mod client;
+pub mod credentials;
+pub mod endpoint;
+pub mod error;
+pub mod lenient;
+pub mod model;
+pub mod operation;
+pub mod signer;
+
+pub use client::{ClientConfig, DcsClient, RateLimit, RetryPolicy};
+pub use credentials::Credentials;
+pub use endpoint::Endpoint;
+pub use error::{ApiError, DcsError, ErrorClass};
+pub use operation::Operation;

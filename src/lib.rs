@@ -1,0 +1,10 @@
+//! dcs-migration-operator: a Kubernetes operator for Huawei Cloud DCS data-migration tasks.
+//!
+//! - [`dcs`]: the DCS API client (wire models, SDK-HMAC-SHA256 signer, errors, retries, throttling).
+//! - [`simulator`]: a DCS simulator that serves the same API over real HTTP, for tests and demos.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod dcs;
+pub mod simulator;
+pub mod telemetry;
