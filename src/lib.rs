@@ -5,6 +5,7 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod crd;
 pub mod dcs;
 pub mod simulator;
 pub mod telemetry;

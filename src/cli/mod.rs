@@ -21,6 +21,8 @@ pub enum Command {
         #[command(subcommand)]
         op: dcs::DcsCommand,
     },
+    /// Print the RedisMigration CustomResourceDefinition as YAML (what `crds/` holds).
+    Crd,
     /// Print the version.
     Version,
 }
@@ -29,6 +31,10 @@ pub enum Command {
 pub async fn run(cli: Cli) -> std::process::ExitCode {
     match cli.command {
         Command::Dcs { op } => dcs::run(op).await,
+        Command::Crd => {
+            print!("{}", crate::crd::crd_yaml());
+            std::process::ExitCode::SUCCESS
+        }
         Command::Version => {
             println!("dcs-migration-operator {}", env!("CARGO_PKG_VERSION"));
             std::process::ExitCode::SUCCESS
