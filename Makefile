@@ -3,6 +3,7 @@
 #   make test        every test (CI runs exactly this)
 #   make control-plane   build/reuse kube-apiserver, etcd and helm for the tests (cached)
 #   make bench       the benchmarks
+#   make crds        regenerate crds/ from the Rust types (a test fails when they drift)
 
 SHELL := /bin/bash
 CACHE_DIR ?= $(HOME)/.cache/dcs-migration-operator
@@ -10,12 +11,15 @@ VENV := $(CACHE_DIR)/venv
 PYTHON_REQUIREMENTS := tests/python/requirements.txt
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test test-rust test-python control-plane python-deps demo demo-down bench
+.PHONY: all build test test-rust test-python control-plane python-deps demo demo-down bench crds
 
 all: build
 
 build:
 	cargo build --bins
+
+crds: build
+	target/debug/dcs-migration-operator crd > crds/dcs.migration.io_redismigrations.yaml
 
 control-plane:
 	scripts/control-plane build

@@ -56,7 +56,7 @@ pub struct ApiError {
 }
 
 /// An error of one DCS call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DcsError {
     /// The API answered with an error status.
     #[error("{operation} failed: {code} {message} (HTTP {status}{})", request_id_suffix(.error.request_id.as_deref()), code = .error.code, message = .error.message, status = .error.status)]

@@ -17,6 +17,11 @@ pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> 
     Ok(string(d)?.and_then(|text| leading_number(&text)))
 }
 
+/// A count (non-negative integer) that may arrive as a number or a numeric string.
+pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(number(d)?.filter(|n| *n >= 0.0).map(|n| n.round() as u64))
+}
+
 /// A bool that may arrive as `true`/`false` or `"true"`/`"false"`.
 pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     Ok(string(d)?.and_then(|text| match text.to_ascii_lowercase().as_str() {

@@ -449,8 +449,8 @@ pub struct MigrationTaskSummary {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct MigrationTaskPage {
     /// Total number of tasks that match, over all pages.
-    #[serde(default, deserialize_with = "lenient::number")]
-    pub count: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::count")]
+    pub count: Option<u64>,
     #[serde(default, deserialize_with = "lenient::list")]
     pub migration_tasks: Vec<MigrationTaskSummary>,
 }
@@ -496,8 +496,8 @@ pub struct MigrationLog {
 /// Answer of `ListMigrationTaskLogs`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct MigrationLogPage {
-    #[serde(default, deserialize_with = "lenient::number")]
-    pub log_num: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::count")]
+    pub log_num: Option<u64>,
     #[serde(default, deserialize_with = "lenient::list")]
     pub migration_logs: Vec<MigrationLog>,
 }

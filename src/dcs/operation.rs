@@ -61,6 +61,16 @@ impl Operation {
         }
     }
 
+    /// The operation with this SDK name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// Position in [`Operation::ALL`] (for counters kept in an array).
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|op| *op == self).unwrap_or(0)
+    }
+
     /// True when sending the call twice has the effect of sending it once, so the client may
     /// retry it after an unknown outcome. Creates, configure and the IP switch-over are not:
     /// the controller decides what to do after their failure (a second exchange swaps back).

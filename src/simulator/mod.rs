@@ -1,0 +1,216 @@
+//! The DCS simulator: the migration-task API of `dcs-api.md` on real HTTP, for tests and demos.
+//!
+//! It serves the 15 operations on their real paths (`/v2/{project_id}/…`) with the real bodies and
+//! status codes, checks SDK-HMAC-SHA256 signatures for one configured key, runs each task through
+//! the real lifecycle (see [`lifecycle`]) on configurable timings and keeps everything in memory.
+//!
+//! Quirks reproduced on purpose, because clients must cope with them:
+//! - a well-formed id that matches no task is 400 `DCS.4133` ("Instance job is not found."), not 404;
+//! - CreateOnlineMigrationTask answers only `{"instance_id", "job_id"}`; CreateMigrationTask answers
+//!   `{"id", "name", "status": "MIGRATING", "error": ""}` where `name` is the *target instance's* name;
+//! - after DeleteMigrationTask the task leaves the list at once, but show keeps answering its last
+//!   status (bounded tombstones);
+//! - show and stop echo the Redis passwords given at creation/configuration in clear;
+//! - batch-stop/batch-restart answer 200 with per-item `{"result": "failed", …}` for missing tasks or
+//!   tasks in the wrong state (`DCS.4957`); a malformed id fails the whole batch call (`DCS.4855`),
+//!   elsewhere a malformed id is `DCS.4070`; more than 50 ids is `DCS.4800`;
+//! - the list's `name` filter matches substrings (clients must match exact names themselves);
+//! - the incremental state is spelled `INCRMIGEATING`; timestamps come in three formats;
+//! - stats counters are strings, except `target_ops`/`target_input_kbps` (numbers), and every
+//!   counter is a number for backup imports.
+//!
+//! Admin API (unsigned, same listener): `GET /_sim/state`, `GET|PUT|DELETE /_sim/faults`,
+//! `GET /_sim/log[?sinceMs=N]`, `PUT /_sim/tasks/{id}` (force a status), `DELETE /_sim/tasks/{id}`
+//! (the task vanishes out of band, no tombstone), `PUT /_sim/credentials` (replace the key).
+//!
+//! Use it in-process with [`spawn`], or serve a listener with [`serve`] / [`serve_with_shutdown`]
+//! (what the `dcs-simulator` binary does).
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod faults;
+pub mod handlers;
+pub mod lifecycle;
+pub mod routes;
+pub mod server;
+pub mod store;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use error::ApiError;
+pub use faults::Faults;
+pub use routes::Operation;
+pub use server::BODY_LIMIT;
+
+/// What the simulator accepts and how fast tasks move.
+#[derive(Clone)]
+pub struct Config {
+    /// The one access key accepted.
+    pub access_key: String,
+    /// Its secret key.
+    pub secret_key: String,
+    /// The project id every path must carry.
+    pub project_id: String,
+    /// How long each transitional state lasts (default 2 s).
+    pub phase: Duration,
+    /// How long after ending an online task becomes `RELEASED` (default: never).
+    pub release_after: Option<Duration>,
+}
+
+impl Config {
+    /// A configuration with the default timings (2 s phases, no release).
+    pub fn new(
+        access_key: impl Into<String>,
+        secret_key: impl Into<String>,
+        project_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+            project_id: project_id.into(),
+            phase: Duration::from_secs(2),
+            release_after: None,
+        }
+    }
+
+    /// Sets the phase duration.
+    pub fn with_phase(mut self, phase: Duration) -> Self {
+        self.phase = phase;
+        self
+    }
+
+    /// Sets the release delay of ended online tasks.
+    pub fn with_release_after(mut self, release_after: Option<Duration>) -> Self {
+        self.release_after = release_after;
+        self
+    }
+
+    fn shared(&self) -> Arc<server::Shared> {
+        let timing = lifecycle::Timing {
+            phase: self.phase,
+            release_after: self.release_after,
+        };
+        let credentials = auth::Credentials {
+            access_key: self.access_key.clone(),
+            secret_key: self.secret_key.clone(),
+        };
+        Arc::new(server::Shared::new(
+            store::TaskStore::new(timing),
+            credentials,
+            self.project_id.clone(),
+        ))
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"***")
+            .field("project_id", &self.project_id)
+            .field("phase", &self.phase)
+            .field("release_after", &self.release_after)
+            .finish()
+    }
+}
+
+/// Serves the simulator on `listener` until the process ends.
+pub async fn serve(config: Config, listener: TcpListener) -> io::Result<()> {
+    serve_with_shutdown(config, listener, std::future::pending()).await
+}
+
+/// Serves the simulator on `listener` until `shutdown` completes, then closes its connections
+/// (waiting up to two seconds for calls in flight).
+pub async fn serve_with_shutdown(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    server::run(config.shared(), listener, shutdown).await
+}
+
+/// A simulator running on its own thread and runtime, on `127.0.0.1` and a free port. Dropping it
+/// (or calling [`RunningSimulator::shutdown`]) stops it.
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts a simulator on `127.0.0.1:0` in a background thread. Callable from sync and async code.
+pub fn spawn(config: Config) -> io::Result<RunningSimulator> {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("dcs-simulator")
+        .enable_all()
+        .build()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("dcs-simulator".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(std_listener) {
+                    Ok(listener) => {
+                        let shutdown = async {
+                            let _ = stopped.await;
+                        };
+                        if let Err(e) = serve_with_shutdown(config, listener, shutdown).await {
+                            tracing::error!(error = %e, "simulator stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "simulator could not listen"),
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })?;
+    Ok(RunningSimulator {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+impl RunningSimulator {
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the simulator and waits for its thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

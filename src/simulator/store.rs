@@ -1,0 +1,149 @@
+//! The simulator's memory: tasks in creation order, bounded tombstones of deleted tasks (show keeps
+//! answering their last status), per-operation call counters and a bounded call log.
+
+use std::collections::{HashMap, VecDeque};
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::lifecycle::{Task, Timing};
+use super::routes::Operation;
+
+/// How many deleted tasks keep answering show with their last status.
+pub const MAX_TOMBSTONES: usize = 2_000;
+/// How many calls `/_sim/log` remembers.
+pub const MAX_LOG_ENTRIES: usize = 100_000;
+
+/// The tasks the simulator holds.
+#[derive(Debug)]
+pub struct TaskStore {
+    timing: Timing,
+    tasks: HashMap<String, Task>,
+    /// Task ids in creation order.
+    order: Vec<String>,
+    tombstones: HashMap<String, Task>,
+    tombstone_order: VecDeque<String>,
+}
+
+impl TaskStore {
+    pub fn new(timing: Timing) -> Self {
+        Self {
+            timing,
+            tasks: HashMap::new(),
+            order: Vec::new(),
+            tombstones: HashMap::new(),
+            tombstone_order: VecDeque::new(),
+        }
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Adds a new task.
+    pub fn insert(&mut self, task: Task) {
+        self.order.push(task.id.clone());
+        self.tasks.insert(task.id.clone(), task);
+    }
+
+    /// The live task with this id, advanced to `now`.
+    pub fn get_mut(&mut self, id: &str, now: Timestamp) -> Option<&mut Task> {
+        let timing = self.timing;
+        let task = self.tasks.get_mut(id)?;
+        task.advance(now, &timing);
+        Some(task)
+    }
+
+    /// The frozen last view of a deleted task.
+    pub fn tombstone(&self, id: &str) -> Option<&Task> {
+        self.tombstones.get(id)
+    }
+
+    /// Removes a task; with `keep_tombstone`, show keeps answering its last status.
+    pub fn remove(&mut self, id: &str, keep_tombstone: bool) -> Option<Task> {
+        let task = self.tasks.remove(id)?;
+        self.order.retain(|o| o != id);
+        if keep_tombstone {
+            if self.tombstone_order.len() >= MAX_TOMBSTONES
+                && let Some(oldest) = self.tombstone_order.pop_front()
+            {
+                self.tombstones.remove(&oldest);
+            }
+            self.tombstone_order.push_back(id.to_owned());
+            self.tombstones.insert(id.to_owned(), task.clone());
+        }
+        Some(task)
+    }
+
+    /// Every live task advanced to `now`, newest first, that `keep` accepts.
+    pub fn newest_first<F>(&mut self, now: Timestamp, mut keep: F) -> Vec<&Task>
+    where
+        F: FnMut(&Task) -> bool,
+    {
+        let timing = self.timing;
+        for task in self.tasks.values_mut() {
+            task.advance(now, &timing);
+        }
+        self.order
+            .iter()
+            .rev()
+            .filter_map(|id| self.tasks.get(id))
+            .filter(|t| keep(t))
+            .collect()
+    }
+}
+
+/// One entry of `/_sim/log`.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    /// SDK operation name.
+    pub operation: &'static str,
+    /// HTTP status answered; 0 when the connection was closed without a reply.
+    pub status: u16,
+    /// Unix time in milliseconds.
+    pub at_ms: i64,
+}
+
+/// Per-operation call counters and the recent-call ring.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    counts: [u64; 15],
+    ring: VecDeque<CallRecord>,
+}
+
+impl CallLog {
+    /// Records one call of `operation` answered with `status` (0: no reply).
+    pub fn record(&mut self, operation: Operation, status: u16, at: Timestamp) {
+        self.counts[operation.index()] += 1;
+        if self.ring.len() >= MAX_LOG_ENTRIES {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(CallRecord {
+            operation: operation.name(),
+            status,
+            at_ms: at.as_millisecond(),
+        });
+    }
+
+    /// `{"<SdkOperationName>": n}` for every operation (0 when never called).
+    pub fn counts(&self) -> serde_json::Map<String, serde_json::Value> {
+        Operation::ALL
+            .iter()
+            .map(|op| (op.name().to_owned(), self.counts[op.index()].into()))
+            .collect()
+    }
+
+    /// The remembered calls, oldest first.
+    pub fn records(&self) -> impl Iterator<Item = &CallRecord> {
+        self.ring.iter()
+    }
+}
