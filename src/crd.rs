@@ -8,15 +8,25 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A rule on the whole object for a spec field that cannot change once the remote task exists
-/// (`status.taskId` is set). Optional field selection (`.?`) compares absent and present alike.
-/// Only `online.resumeMode` (applied remotely with UpdateMigrationTask) and the local fields
-/// (`deletionPolicy`, `stopped`, `switchover`, `progressDeadlineSeconds`, `credentialsSecretRef`,
-/// password Secret references) stay mutable.
+/// (`status.taskId` is set). Presence is compared first (`has()` short-circuits under `&&`), so a
+/// field cannot be added or removed either. Only `online.resumeMode` (applied remotely with
+/// UpdateMigrationTask) and the local fields (`deletionPolicy`, `stopped`, `switchover`,
+/// `progressDeadlineSeconds`, `credentialsSecretRef`, password Secret references) stay mutable.
 macro_rules! immutable_once_created {
-    ($path:literal, $optional_path:literal) => {
+    ($field:literal) => {
+        immutable_once_created!(@rule $field,
+            concat!("has(self.spec.", $field, ")"),
+            concat!("has(oldSelf.spec.", $field, ")"))
+    };
+    ($parent:literal . $field:literal) => {
+        immutable_once_created!(@rule concat!($parent, ".", $field),
+            concat!("(has(self.spec.", $parent, ") && has(self.spec.", $parent, ".", $field, "))"),
+            concat!("(has(oldSelf.spec.", $parent, ") && has(oldSelf.spec.", $parent, ".", $field, "))"))
+    };
+    (@rule $path:expr, $present:expr, $was_present:expr) => {
         Rule::new(concat!(
-            "!has(oldSelf.status) || !has(oldSelf.status.taskId) || self.spec", $optional_path,
-            " == oldSelf.spec", $optional_path
+            "!has(oldSelf.status) || !has(oldSelf.status.taskId) || (",
+            $present, " == ", $was_present, " && (!", $present, " || self.spec.", $path, " == oldSelf.spec.", $path, "))"
         ))
         .message(concat!(
             "spec.", $path, " cannot change once the remote task exists (status.taskId is set); ",
@@ -45,20 +55,20 @@ macro_rules! immutable_once_created {
     printcolumn = r#"{"name":"Task ID","type":"string","jsonPath":".status.taskId"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = immutable_once_created!("region", ".?region"),
-    validation = immutable_once_created!("endpoint", ".?endpoint"),
-    validation = immutable_once_created!("projectId", ".?projectId"),
-    validation = immutable_once_created!("taskName", ".?taskName"),
-    validation = immutable_once_created!("description", ".?description"),
-    validation = immutable_once_created!("method", ".?method"),
-    validation = immutable_once_created!("backupImport", ".?backupImport"),
-    validation = immutable_once_created!("online.taskId", ".?online.?taskId"),
-    validation = immutable_once_created!("online.network", ".?online.?network"),
-    validation = immutable_once_created!("online.bandwidthLimitMB", ".?online.?bandwidthLimitMB"),
-    validation = immutable_once_created!("source.instanceId", ".?source.?instanceId"),
-    validation = immutable_once_created!("source.address", ".?source.?address"),
-    validation = immutable_once_created!("target.instanceId", ".?target.?instanceId"),
-    validation = immutable_once_created!("target.address", ".?target.?address"),
+    validation = immutable_once_created!("region"),
+    validation = immutable_once_created!("endpoint"),
+    validation = immutable_once_created!("projectId"),
+    validation = immutable_once_created!("taskName"),
+    validation = immutable_once_created!("description"),
+    validation = immutable_once_created!("method"),
+    validation = immutable_once_created!("backupImport"),
+    validation = immutable_once_created!("online"."taskId"),
+    validation = immutable_once_created!("online"."network"),
+    validation = immutable_once_created!("online"."bandwidthLimitMB"),
+    validation = immutable_once_created!("source"."instanceId"),
+    validation = immutable_once_created!("source"."address"),
+    validation = immutable_once_created!("target"."instanceId"),
+    validation = immutable_once_created!("target"."address"),
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(

@@ -5,6 +5,8 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod controller;
+pub mod crash;
 pub mod crd;
 pub mod dcs;
 pub mod simulator;

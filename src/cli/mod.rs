@@ -1,6 +1,7 @@
 //! The command line of `dcs-migration-operator` (design.md, "CLI").
 
 pub mod dcs;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +16,8 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller (kubeconfig as kubectl finds it, in-cluster config in a pod).
+    Run(run::RunArgs),
     /// Call the DCS migration-task API directly: check credentials and reachability, inspect
     /// or stop tasks. Credentials come from HUAWEICLOUD_SDK_AK / _SK / _SECURITY_TOKEN.
     Dcs {
@@ -30,6 +33,7 @@ pub enum Command {
 /// Runs the command line and returns the process exit code.
 pub async fn run(cli: Cli) -> std::process::ExitCode {
     match cli.command {
+        Command::Run(args) => run::run(args).await,
         Command::Dcs { op } => dcs::run(op).await,
         Command::Crd => {
             print!("{}", crate::crd::crd_yaml());

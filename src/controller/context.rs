@@ -1,0 +1,59 @@
+//! What every reconcile shares: the Kubernetes client, the accounts and their observation
+//! loops, the operator's defaults, the Event recorder, timings and per-object backoff.
+
+use super::account::Accounts;
+use super::credentials::Defaults;
+use crate::crd::RedisMigration;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::ObjectRef;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Timings of the reconcile loop.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Observation interval of moving tasks (`--tick`).
+    pub tick: Duration,
+    /// How long a create with an unknown outcome gets to appear in the list before it is sent
+    /// again.
+    pub create_grace: Duration,
+    /// Safety requeue of resources whose task moves (the account loop wakes them on change).
+    pub active_resync: Duration,
+    /// Resync of resources whose task ended (at least 10 minutes).
+    pub resync: Duration,
+    /// Retry of a Stalled resource (a Secret or spec change wakes it sooner).
+    pub stalled_retry: Duration,
+}
+
+/// Shared state of the controller.
+pub struct Context {
+    pub client: kube::Client,
+    pub accounts: Accounts,
+    pub defaults: Defaults,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    failures: Mutex<HashMap<ObjectRef<RedisMigration>, u32>>,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, accounts: Accounts, defaults: Defaults, recorder: Recorder, settings: Settings) -> Self {
+        Self { client, accounts, defaults, recorder, settings, failures: Mutex::new(HashMap::new()) }
+    }
+
+    /// Next delay for an object whose reconcile failed: exponential from 1 s to 5 min, ±20 %
+    /// jitter, so that many failing objects do not retry in step.
+    pub fn backoff(&self, key: &ObjectRef<RedisMigration>) -> Duration {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let n = failures.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(1).saturating_mul(1 << (*n - 1).min(9)).min(Duration::from_secs(300));
+        base.mul_f64(rand::rng().random_range(0.8..1.2))
+    }
+
+    /// A successful reconcile resets the object's backoff.
+    pub fn forget_failures(&self, key: &ObjectRef<RedisMigration>) {
+        self.failures.lock().expect("failures lock").remove(key);
+    }
+}

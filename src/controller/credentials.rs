@@ -1,0 +1,173 @@
+//! Credentials and Redis passwords from Kubernetes Secrets, read when needed and never stored in
+//! status. Errors name the Secret and key, never a value.
+
+use crate::crd::{RedisMigrationSpec, SecretKeyRef};
+use crate::dcs::{Credentials, Endpoint};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use secrecy::SecretString;
+
+/// Keys of a credentials Secret.
+pub const KEY_ACCESS_KEY: &str = "accessKey";
+pub const KEY_SECRET_KEY: &str = "secretKey";
+pub const KEY_SECURITY_TOKEN: &str = "securityToken";
+pub const KEY_PROJECT_ID: &str = "projectId";
+
+/// The operator's own defaults: credentials from its environment, the endpoint allow-list.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub credentials: Option<Credentials>,
+    pub project_id: Option<String>,
+    /// Host patterns (`dcs.*.myhuaweicloud.com`, `*.otc.t-systems.com`, `127.0.0.1`); empty = any.
+    pub allowed_endpoints: Vec<String>,
+}
+
+/// Why credentials or a password could not be had.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error("Secret {namespace}/{name} not found")]
+    SecretNotFound { namespace: String, name: String },
+    #[error("Secret {namespace}/{name} has no key {key:?}")]
+    KeyMissing { namespace: String, name: String, key: String },
+    #[error("Secret {namespace}/{name} key {key:?} is not UTF-8 text")]
+    NotText { namespace: String, name: String, key: String },
+    #[error("no credentials: set spec.credentialsSecretRef, or give the operator default credentials (HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK)")]
+    NoCredentials,
+    #[error("no project id: set spec.projectId, the projectId key of the credentials Secret, or the operator's HUAWEICLOUD_SDK_PROJECT_ID")]
+    NoProjectId,
+    #[error("endpoint host {host:?} is not in the operator's allowed endpoints")]
+    EndpointNotAllowed { host: String },
+    #[error("spec.endpoint: {0}")]
+    InvalidEndpoint(String),
+    #[error("cannot read Secret {namespace}/{name}: {reason}")]
+    Unreadable { namespace: String, name: String, reason: String },
+}
+
+impl CredentialError {
+    /// True when reading failed for a reason that may pass by itself (API server unreachable).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unreadable { .. })
+    }
+}
+
+/// Where and as whom to call the API for one resource.
+#[derive(Debug, Clone)]
+pub struct AccountAccess {
+    pub endpoint: Endpoint,
+    pub project_id: String,
+    pub credentials: Credentials,
+}
+
+/// Reads one Secret; `None` when it does not exist.
+async fn read_secret(secrets: &Api<Secret>, namespace: &str, name: &str) -> Result<Secret, CredentialError> {
+    match secrets.get_opt(name).await {
+        Ok(Some(secret)) => Ok(secret),
+        Ok(None) => Err(CredentialError::SecretNotFound { namespace: namespace.into(), name: name.into() }),
+        Err(e) => Err(CredentialError::Unreadable { namespace: namespace.into(), name: name.into(), reason: e.to_string() }),
+    }
+}
+
+fn value(secret: &Secret, namespace: &str, key: &str) -> Result<Option<String>, CredentialError> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let from_data = secret.data.as_ref().and_then(|d| d.get(key)).map(|bytes| {
+        String::from_utf8(bytes.0.clone())
+            .map_err(|_| CredentialError::NotText { namespace: namespace.into(), name: name.clone(), key: key.into() })
+    });
+    let text = match from_data {
+        Some(result) => Some(result?),
+        None => secret.string_data.as_ref().and_then(|d| d.get(key)).cloned(),
+    };
+    Ok(text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
+}
+
+fn required(secret: &Secret, namespace: &str, key: &str) -> Result<String, CredentialError> {
+    value(secret, namespace, key)?.ok_or_else(|| CredentialError::KeyMissing {
+        namespace: namespace.into(),
+        name: secret.metadata.name.clone().unwrap_or_default(),
+        key: key.into(),
+    })
+}
+
+/// Resolves endpoint, project and credentials for a resource.
+pub async fn resolve(
+    spec: &RedisMigrationSpec,
+    namespace: &str,
+    secrets: &Api<Secret>,
+    defaults: &Defaults,
+) -> Result<AccountAccess, CredentialError> {
+    let endpoint = Endpoint::resolve(&spec.region, spec.endpoint.as_deref())
+        .map_err(|e| CredentialError::InvalidEndpoint(e.to_string()))?;
+    if !endpoint_allowed(endpoint.host(), &defaults.allowed_endpoints) {
+        return Err(CredentialError::EndpointNotAllowed { host: endpoint.host().to_owned() });
+    }
+    let (credentials, secret_project) = match &spec.credentials_secret_ref {
+        Some(reference) => {
+            let secret = read_secret(secrets, namespace, &reference.name).await?;
+            let mut credentials = Credentials::new(
+                required(&secret, namespace, KEY_ACCESS_KEY)?,
+                required(&secret, namespace, KEY_SECRET_KEY)?,
+            );
+            if let Some(token) = value(&secret, namespace, KEY_SECURITY_TOKEN)? {
+                credentials = credentials.with_security_token(token);
+            }
+            (credentials, value(&secret, namespace, KEY_PROJECT_ID)?)
+        }
+        None => (defaults.credentials.clone().ok_or(CredentialError::NoCredentials)?, None),
+    };
+    let project_id = spec
+        .project_id
+        .clone()
+        .or(secret_project)
+        .or_else(|| defaults.project_id.clone())
+        .ok_or(CredentialError::NoProjectId)?;
+    Ok(AccountAccess { endpoint, project_id, credentials })
+}
+
+/// Reads a Redis password referenced by the spec.
+pub async fn password(
+    reference: &SecretKeyRef,
+    namespace: &str,
+    secrets: &Api<Secret>,
+) -> Result<SecretString, CredentialError> {
+    let secret = read_secret(secrets, namespace, &reference.name).await?;
+    required(&secret, namespace, &reference.key).map(SecretString::from)
+}
+
+/// True when the host matches one of the patterns (`*` matches any run of characters), or when
+/// there are no patterns.
+pub fn endpoint_allowed(host: &str, patterns: &[String]) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| glob_match(&p.to_ascii_lowercase(), &host.to_ascii_lowercase()))
+}
+
+fn glob_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(after_head) = text.strip_prefix(head) else { return false };
+            (0..=after_head.len())
+                .filter(|&i| after_head.is_char_boundary(i))
+                .any(|i| glob_match(rest, &after_head[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_allow_list_matches_host_patterns() {
+        let patterns = vec!["dcs.*.myhuaweicloud.com".to_owned(), "127.0.0.1".to_owned()];
+        assert!(endpoint_allowed("dcs.cn-north-4.myhuaweicloud.com", &patterns));
+        assert!(endpoint_allowed("127.0.0.1", &patterns));
+        assert!(!endpoint_allowed("dcs.example.com", &patterns));
+        assert!(!endpoint_allowed("evil.com.myhuaweicloud.com.attacker", &patterns));
+        assert!(endpoint_allowed("anything", &[]));
+    }
+
+    #[test]
+    fn credential_errors_name_secret_and_key_only() {
+        let e = CredentialError::KeyMissing { namespace: "ns".into(), name: "dcs-creds".into(), key: "secretKey".into() };
+        assert_eq!(e.to_string(), "Secret ns/dcs-creds has no key \"secretKey\"");
+    }
+}

@@ -1,0 +1,124 @@
+//! Deletion (design.md §5): the finalizer runs `deletionPolicy` whatever the `paused` annotation
+//! says. `Stop` stops the task unless it already ended and waits for a terminal state; `Delete`
+//! then deletes the task record and confirms its absence through the list; `Orphan` leaves it.
+//! A task that no longer exists counts as stopped. A resource that cannot stop its task says
+//! why, and how to let go (`deletionPolicy: Orphan`).
+
+use super::decision::{Remote, known_task_id};
+use super::reconcile::{Error, Pass, dcs_problem};
+use super::status::Problem;
+use crate::crd::DeletionPolicy;
+use crate::dcs::model::TaskState;
+use kube::runtime::controller::Action;
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
+
+/// What to tell a user whose resource cannot finish deleting.
+const ESCAPE_HATCH: &str =
+    "to release the resource without stopping the remote task, set spec.deletionPolicy to Orphan";
+
+/// Runs the finalizer of a resource being deleted.
+pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
+    if !pass.rm.finalizers().iter().any(|f| f == super::FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let policy = pass.rm.spec.deletion_policy;
+    let task_id = known_task_id(&pass.rm.spec, &pass.written).map(str::to_owned);
+    if policy == DeletionPolicy::Orphan {
+        let note = match &task_id {
+            Some(id) => format!("deletionPolicy is Orphan: the remote task {id} is left as it is"),
+            None => "deletionPolicy is Orphan: nothing was stopped".to_owned(),
+        };
+        pass.event(EventType::Normal, "Orphaned", "Delete", note).await;
+        return release(&pass, None).await;
+    }
+    let (_access, account) = match pass.account().await {
+        Ok(found) => found,
+        Err(problem) => return blocked(&mut pass, problem).await,
+    };
+    let task_id = match task_id {
+        Some(id) => Some(id),
+        // A create may have been sent before a crash: find it by name.
+        None if pass.create_mark() != super::decision::CreateMark::None => match account.find_by_name(&pass.task_name).await {
+            Ok(found) => found.map(|t| t.task_id),
+            Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
+        },
+        None => None,
+    };
+    let Some(id) = task_id else {
+        return release(&pass, None).await;
+    };
+    let remote = match account.observe(&id, pass.owner(), true).await {
+        Ok(remote) => remote,
+        Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
+    };
+    let task = match &remote {
+        Remote::Present(task) => task.clone(),
+        _ => return release_gone(&pass, &account, &id).await,
+    };
+    let state = task.state();
+    if !state.is_terminal() {
+        if state != TaskState::Terminating {
+            let stop_id = id.clone();
+            match account.call(|c| async move { c.stop_migration_task(&stop_id).await }).await {
+                Ok(_) => {
+                    crate::crash::point("deletion-stop-sent");
+                    pass.event(EventType::Normal, "Stopping", "Delete", format!("stopping the remote task {id}")).await
+                }
+                Err(e) if e.is_not_found() => return release_gone(&pass, &account, &id).await,
+                Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
+            }
+        }
+        pass.report(&remote, None, None, None).await?;
+        return Ok(Action::requeue(pass.ctx.settings.tick));
+    }
+    if policy == DeletionPolicy::Delete && state != TaskState::Deleted {
+        let name = task.task_name.clone().unwrap_or_else(|| pass.task_name.clone());
+        match account.find_by_name(&name).await {
+            Ok(Some(listed)) if listed.task_id == id => {
+                let ids = vec![id.clone()];
+                if let Err(e) = account.call(|c| async move { c.delete_migration_tasks(&ids).await }).await
+                    && !e.is_not_found() {
+                        return blocked(&mut pass, dcs_problem(&e)).await;
+                    }
+                crate::crash::point("deletion-delete-sent");
+                pass.event(EventType::Normal, "Deleting", "Delete", format!("deleting the remote task record {id}")).await;
+                // The detail call may still answer after a delete: only the list confirms it.
+                return Ok(Action::requeue(pass.ctx.settings.tick));
+            }
+            Ok(_) => {}
+            Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
+        }
+    }
+    account.unwatch(&id);
+    release(&pass, Some(&id)).await
+}
+
+async fn release_gone(pass: &Pass<'_>, account: &super::account::Account, id: &str) -> Result<Action, Error> {
+    account.unwatch(id);
+    release(pass, Some(id)).await
+}
+
+/// Removes the finalizer.
+async fn release(pass: &Pass<'_>, task_id: Option<&str>) -> Result<Action, Error> {
+    pass.remove_finalizer().await?;
+    tracing::info!(task_id, "released the resource");
+    Ok(Action::await_change())
+}
+
+/// The task cannot be stopped now. Transient causes are retried with backoff; permanent ones
+/// say why and name the escape hatch, in status and in an Event.
+async fn blocked(pass: &mut Pass<'_>, problem: Problem) -> Result<Action, Error> {
+    if let Problem::Transient(message) = problem {
+        pass.report(&Remote::NotLookedUp, Some(&Problem::Transient(message.clone())), None, None).await?;
+        return Err(Error::Transient(message));
+    }
+    let problem = problem.map_message(|m| format!("cannot stop the remote task: {m}; {ESCAPE_HATCH}"));
+    let message = problem.message().to_owned();
+    let already = pass.written.conditions.iter().any(|c| c.type_ == "Synced" && c.message == message);
+    if !already {
+        pass.event(EventType::Warning, "DeletionBlocked", "Delete", message).await;
+    }
+    pass.report(&Remote::NotLookedUp, Some(&problem), None, None).await?;
+    Ok(Action::requeue(pass.ctx.settings.stalled_retry))
+}

@@ -1,0 +1,118 @@
+//! The RedisMigration controller: a kube-runtime `Controller` over RedisMigrations, woken by
+//! changes of the Secrets they reference and by the accounts' observation loops.
+
+pub mod account;
+pub mod context;
+pub mod credentials;
+pub mod decision;
+pub mod deletion;
+pub mod naming;
+pub mod reconcile;
+pub mod status;
+
+use crate::crd::RedisMigration;
+use context::{Context, Settings};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Finalizer that guarantees the remote task is handled before the resource goes.
+pub const FINALIZER: &str = "dcs.migration.io/stop-remote-task";
+/// `"true"`: no remote calls except deletion; status says Paused.
+pub const ANNOTATION_PAUSED: &str = "dcs.migration.io/paused";
+/// Any new value: reconcile now with a fresh observation (as Flux's `requestedAt`).
+pub const ANNOTATION_RECONCILE_REQUESTED: &str = "dcs.migration.io/reconcile-requested-at";
+/// Internal crash-safety mark: a create may have been sent (RFC 3339 time of the mark).
+pub const ANNOTATION_CREATE_PENDING: &str = "dcs.migration.io/create-pending";
+/// Server-side apply field manager.
+pub const FIELD_MANAGER: &str = "dcs-migration-operator";
+
+/// What `run` needs besides the Kubernetes client.
+pub struct RunConfig {
+    /// Only this namespace (`None`: all).
+    pub watch_namespace: Option<String>,
+    /// Only resources matching this label selector (shards).
+    pub label_selector: Option<String>,
+    pub defaults: credentials::Defaults,
+    pub accounts: account::Settings,
+    pub settings: Settings,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let api: Api<RedisMigration> = match &config.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let secrets: Api<PartialObjectMeta<Secret>> = match &config.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut watcher_config = watcher::Config::default();
+    if let Some(selector) = &config.label_selector {
+        watcher_config = watcher_config.labels(selector);
+    }
+    let (triggers, woken) = mpsc::unbounded_channel::<ObjectRef<RedisMigration>>();
+    let recorder = Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() });
+    let ctx = Arc::new(Context::new(
+        client,
+        account::Accounts::new(config.accounts, triggers),
+        config.defaults,
+        recorder,
+        config.settings,
+    ));
+
+    let controller = Controller::new(api, watcher_config);
+    let store = controller.store();
+    // Secrets are watched by metadata only (no data, no cache) and mapped to the resources that
+    // reference them by name, so a fixed or rotated Secret wakes exactly those.
+    let secret_events = watcher(secrets, watcher::Config::default()).touched_objects();
+    let woken = futures::stream::unfold(woken, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+    controller
+        .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| referencing(&store, &secret))
+        .reconcile_on(woken)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::trace!(%object, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+/// The resources in the Secret's namespace that reference it.
+fn referencing(store: &Store<RedisMigration>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<RedisMigration>> {
+    let (Some(ns), name) = (secret.namespace(), secret.name_any()) else { return Vec::new() };
+    store
+        .state()
+        .iter()
+        .filter(|rm| rm.namespace().as_deref() == Some(ns.as_str()) && secret_names(rm).any(|n| n == name))
+        .map(|rm| ObjectRef::from_obj(&**rm))
+        .collect()
+}
+
+/// Names of the Secrets a resource references (credentials and Redis passwords).
+pub fn secret_names(rm: &RedisMigration) -> impl Iterator<Item = &str> {
+    let spec = &rm.spec;
+    let passwords = [spec.source.as_ref(), Some(&spec.target)]
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.password_secret_ref.as_ref().map(|r| r.name.as_str()));
+    spec.credentials_secret_ref.as_ref().map(|r| r.name.as_str()).into_iter().chain(passwords)
+}
+
+/// Per-object exponential backoff with jitter after a failed reconcile.
+fn error_policy(rm: Arc<RedisMigration>, error: &reconcile::Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff(&ObjectRef::from_obj(&*rm));
+    tracing::info!(namespace = rm.namespace(), name = rm.name_any(), error = %error, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+    Action::requeue(delay)
+}
