@@ -10,6 +10,8 @@ CACHE_DIR ?= $(HOME)/.cache/dcs-migration-operator
 VENV := $(CACHE_DIR)/venv
 PYTHON_REQUIREMENTS := tests/python/requirements.txt
 export CARGO_TERM_COLOR ?= never
+# Tests build the operator with its crash points armed (tests/crash_safety.rs kills it at them).
+TEST_FEATURES := --features crash-points
 
 .PHONY: all build test test-rust test-python control-plane python-deps demo demo-down bench crds
 
@@ -31,12 +33,13 @@ $(VENV)/.installed: $(PYTHON_REQUIREMENTS)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(PYTHON_REQUIREMENTS)
 	touch $@
 
-test: control-plane python-deps build test-rust test-python
+test: control-plane python-deps test-rust test-python
 
 test-rust:
-	cargo test --lib --bins --tests
+	cargo test $(TEST_FEATURES) --lib --bins --tests
 
-test-python: python-deps build
+test-python: python-deps
+	cargo build $(TEST_FEATURES) --bin dcs-simulator
 	DCS_SIMULATOR_BIN=$(CURDIR)/target/debug/dcs-simulator $(VENV)/bin/python -m pytest -q tests/python
 
 demo: build

@@ -73,6 +73,8 @@ pub enum Step {
     FindByName,
     /// Record this existing task as ours.
     Adopt(String),
+    /// The task id is recorded: the `create-pending` mark (left by a crash) has done its job.
+    ClearCreateMark,
     /// A create with unknown outcome may still appear in the list: check again later.
     AwaitCreateGrace(Duration),
     /// Create the task (CreateMigrationTask or CreateOnlineMigrationTask).
@@ -109,6 +111,9 @@ pub fn decide(inputs: &Inputs<'_>) -> Step {
             (Remote::Absent, CreateMark::Earlier { age }) if age >= create_grace => Step::Create,
             (Remote::Absent, CreateMark::Earlier { age }) => Step::AwaitCreateGrace(create_grace - age),
         };
+    }
+    if mark != CreateMark::None {
+        return Step::ClearCreateMark;
     }
     let Remote::Present(task) = remote else {
         return Step::Observe;
@@ -211,12 +216,21 @@ pub(crate) mod tests {
     #[test]
     fn a_known_task_is_never_created_again_whatever_the_mark() {
         let s = spec(MigrationType::BackupImport);
-        for mark in [CreateMark::None, CreateMark::JustWritten, CreateMark::Earlier { age: Duration::MAX }] {
+        for mark in [CreateMark::None, CreateMark::Earlier { age: Duration::MAX }] {
             for remote in [Remote::NotLookedUp, Remote::Absent, Remote::Present(task("MIGRATING"))] {
                 let step = run(&s, &with_task_id(), mark, &remote);
                 assert!(!matches!(step, Step::Create | Step::MarkCreatePending | Step::FindByName), "{step:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_mark_left_behind_a_recorded_task_is_cleared_first() {
+        let s = spec(MigrationType::Online);
+        let remote = Remote::Present(task("RUNNING"));
+        let left = CreateMark::Earlier { age: Duration::from_secs(1) };
+        assert_eq!(run(&s, &with_task_id(), left, &remote), Step::ClearCreateMark);
+        assert_eq!(run(&s, &with_task_id(), CreateMark::None, &remote), Step::Configure);
     }
 
     #[test]

@@ -253,6 +253,10 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     let handled = requested.as_deref().filter(|_| fresh);
 
     if pass.paused() {
+        // No remote calls while paused: not even the account loop's observation of the task.
+        if let (Some(id), Ok((_, account))) = (known_task_id(&pass.rm.spec, &pass.written), pass.account().await) {
+            account.unwatch(id);
+        }
         pass.report(&Remote::NotLookedUp, None, None, handled).await?;
         return Ok(Action::requeue(ctx.settings.resync));
     }
@@ -303,6 +307,10 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
                 crate::crash::point("adopt-recorded");
                 pass.clear_annotation(ANNOTATION_CREATE_PENDING).await?;
                 pass.event(EventType::Normal, "Adopted", "Adopt", format!("adopted the existing remote task {id} named {}", pass.task_name)).await;
+            }
+            Step::ClearCreateMark => {
+                pass.clear_annotation(ANNOTATION_CREATE_PENDING).await?;
+                mark = CreateMark::None;
             }
             Step::AwaitCreateGrace(wait) => {
                 requeue = Some(wait);
