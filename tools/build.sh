@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Build (or reuse) the test control plane's binaries and print the directory that holds them:
+#   kube-apiserver  built from tools/k8s (k8s.io/kubernetes, pinned in tools/k8s/go.mod), version stamped
+#   helm            built from tools/helm (helm.sh/helm/v3, pinned in tools/helm/go.mod), kube version stamped
+#   etcd            copied from the etcd-bin-vendored-linux-amd64 crate (a dev-dependency in Cargo.toml)
+# into ${XDG_CACHE_HOME:-~/.cache}/dcs-migration-operator/k8s-<version>/ behind a stamp file (Kubernetes, helm and
+# etcd versions, `go version`, hashes of the wrapper go.mod/go.sum files and of this script), so that a warm run
+# builds nothing. Called by `scripts/control-plane build` (and `make control-plane`).
+#
+#   tools/build.sh            build if needed; print the binary dir on stdout
+#   tools/build.sh --check    build nothing; print the binary dir if it is complete and current, else exit 3
+#
+# Environment: DCS_CONTROL_PLANE_CACHE overrides the cache root; GOFLAGS/GOPROXY as usual. Progress goes to stderr.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+export GOTOOLCHAIN=local CGO_ENABLED=0
+
+mod_version() { # module go.mod → version of a required module
+  sed -n "s#^[[:space:]]*\(require[[:space:]]\{1,\}\)\{0,1\}$2[[:space:]]\{1,\}\(v[^[:space:]]*\).*#\2#p" "$1" | head -n1
+}
+k8s_version=$(mod_version "$repo/tools/k8s/go.mod" 'k8s\.io/kubernetes')
+helm_version=$(mod_version "$repo/tools/helm/go.mod" 'helm\.sh/helm/v3')
+[[ $k8s_version =~ ^v1\.([0-9]+)\.[0-9]+$ ]] || { echo "cannot read the k8s.io/kubernetes version from tools/k8s/go.mod" >&2; exit 1; }
+k8s_minor=${BASH_REMATCH[1]}
+[[ -n $helm_version ]] || { echo "cannot read the helm version from tools/helm/go.mod" >&2; exit 1; }
+# The etcd crate version, from Cargo.lock (cheap; `cargo metadata` only runs when etcd must be copied).
+etcd_version() {
+  awk '/^name = "etcd-bin-vendored-linux-amd64"$/ {getline; gsub(/version = |"/, ""); print; exit}' "$repo/Cargo.lock" 2>/dev/null || true
+}
+
+cache_root=${DCS_CONTROL_PLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dcs-migration-operator}
+bin_dir="$cache_root/k8s-$k8s_version"
+make_stamp() {
+  echo "kubernetes $k8s_version"
+  echo "helm $helm_version"
+  echo "etcd $(etcd_version)"
+  go version
+  (cd "$repo" && sha256sum tools/k8s/go.mod tools/k8s/go.sum tools/helm/go.mod tools/helm/go.sum tools/build.sh)
+}
+stamp=$(make_stamp)
+binaries=(kube-apiserver etcd helm)
+
+current() {
+  [[ -f $bin_dir/stamp && $(cat "$bin_dir/stamp") == "$stamp" ]] || return 1
+  local b; for b in "${binaries[@]}"; do [[ -x $bin_dir/$b ]] || return 1; done
+}
+if current; then echo "$bin_dir"; exit 0; fi
+if [[ ${1:-} == --check ]]; then
+  echo "the control-plane binaries in $bin_dir are missing or stale: run \`make control-plane\`" >&2
+  exit 3
+fi
+
+mkdir -p "$bin_dir"
+exec 9>"$bin_dir/.build.lock"
+flock 9 # another build of the same version: wait for it, then reuse its result
+if current; then echo "$bin_dir"; exit 0; fi
+rm -f "$bin_dir/stamp"
+log() { echo "control-plane build: $*" >&2; }
+timed() { local t0=$SECONDS; "$@"; log "  took $((SECONDS - t0))s"; }
+
+# kube-apiserver. The replace list must still be the one derived from Kubernetes' go.mod.
+"$repo/tools/k8s/update-go-mod.sh" --check
+build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+done
+log "downloading modules for kube-apiserver $k8s_version"
+(cd "$repo/tools/k8s" && timed go mod download) # no-op when GOMODCACHE is warm
+log "compiling kube-apiserver $k8s_version (about 3-6 min on 2 cores with a cold GOCACHE, seconds with a warm one)"
+(cd "$repo/tools/k8s" && timed nice -n 10 go build -mod=readonly -buildvcs=false -trimpath -ldflags "$ldflags" \
+  -o "$bin_dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+mv -f "$bin_dir/kube-apiserver.tmp" "$bin_dir/kube-apiserver"
+
+# helm, with its default .Capabilities.KubeVersion set from its client-go minor (as helm's own Makefile does).
+client_go=$(cd "$repo/tools/helm" && go list -mod=readonly -m -f '{{.Version}}' k8s.io/client-go)
+[[ $client_go =~ ^v0\.([0-9]+)\. ]] || { echo "unexpected k8s.io/client-go version in tools/helm: $client_go" >&2; exit 1; }
+helm_k8s_minor=${BASH_REMATCH[1]}
+ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
+done
+log "downloading modules for helm $helm_version"
+(cd "$repo/tools/helm" && timed go mod download)
+log "compiling helm $helm_version (kube version 1.$helm_k8s_minor)"
+(cd "$repo/tools/helm" && timed nice -n 10 go build -mod=readonly -buildvcs=false -trimpath -ldflags "$ldflags" \
+  -o "$bin_dir/helm.tmp" helm.sh/helm/v3/cmd/helm)
+mv -f "$bin_dir/helm.tmp" "$bin_dir/helm"
+
+# etcd: the static binary shipped in the etcd-bin-vendored-linux-amd64 crate's source.
+log "locating etcd (crate etcd-bin-vendored-linux-amd64) with cargo metadata"
+manifest=$(cd "$repo" && cargo metadata --format-version 1 \
+  | grep -o '"manifest_path":"[^"]*/etcd-bin-vendored-linux-amd64-[0-9][^"/]*/Cargo.toml"' | head -n1 \
+  | sed 's/^"manifest_path":"//; s/"$//')
+[[ -n $manifest && -x $(dirname "$manifest")/bin/etcd ]] || {
+  echo "no bin/etcd found via cargo metadata: is etcd-bin-vendored-linux-amd64 in Cargo.toml's [dev-dependencies]?" >&2
+  exit 1
+}
+cp -f "$(dirname "$manifest")/bin/etcd" "$bin_dir/etcd.tmp"
+mv -f "$bin_dir/etcd.tmp" "$bin_dir/etcd"
+
+"$bin_dir/kube-apiserver" --version >&2
+"$bin_dir/etcd" --version | head -n1 >&2
+"$bin_dir/helm" version --short >&2
+make_stamp > "$bin_dir/stamp" # again: cargo metadata may just have added etcd to Cargo.lock
+echo "$bin_dir"
