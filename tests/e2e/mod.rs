@@ -1,0 +1,311 @@
+//! End-to-end harness: the operator binary as a real process against the test control plane
+//! (`tests/support`) and an in-process `dcs-simulator` over real HTTP with real signing.
+//! Every Secret value a test creates is registered, and `Env::assert_no_secret_leaked` scans
+//! the operator's logs, Events, statuses and `kubectl describe` for them.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use super::support;
+use dcs_migration_operator::simulator::{self, RunningSimulator};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const AK: &str = "E2EACCESSKEY00000000";
+pub const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+pub const CRD_FILE: &str = "crds/dcs.migration.io_redismigrations.yaml";
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+static CRD: OnceLock<()> = OnceLock::new();
+
+/// Installs the CRD once per test binary and waits until it is Established.
+pub fn install_crd() {
+    CRD.get_or_init(|| {
+        let cp = support::control_plane();
+        let out = cp.kubectl().args(["apply", "--server-side", "-f"]).arg(repo().join(CRD_FILE)).output().unwrap();
+        assert!(out.status.success(), "applying the CRD: {}", String::from_utf8_lossy(&out.stderr));
+        let out = cp
+            .kubectl()
+            .args(["wait", "--for=condition=Established", "crd/redismigrations.dcs.migration.io", "--timeout=60s"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "CRD not established: {}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+/// A random printable value, unique per call.
+pub fn secret_value(prefix: &str) -> String {
+    format!("{prefix}-{:032x}", rand::random::<u128>())
+}
+
+/// One test's world: a namespace, a simulator, Secrets with registered values.
+pub struct Env {
+    pub ns: String,
+    pub sim: RunningSimulator,
+    pub secret_key: String,
+    pub secrets: Vec<String>,
+    http: reqwest::Client,
+}
+
+impl Env {
+    /// Namespace, simulator (`phase` per transitional state), credentials Secret
+    /// `dcs-credentials` and password Secret `redis-passwords` (keys `source`, `target`).
+    pub async fn new(hint: &str, phase: Duration) -> Self {
+        install_crd();
+        let ns = support::fresh_namespace(hint).await;
+        let secret_key = secret_value("SK");
+        let sim = simulator::spawn(simulator::Config::new(AK, &secret_key, PROJECT).with_phase(phase)).expect("simulator");
+        let mut env = Self { ns, sim, secret_key: secret_key.clone(), secrets: vec![secret_key.clone()], http: reqwest::Client::new() };
+        env.put_secret("dcs-credentials", &[("accessKey", AK), ("secretKey", &secret_key), ("projectId", PROJECT)]).await;
+        let (source, target) = (secret_value("SourcePw"), secret_value("TargetPw"));
+        env.put_secret("redis-passwords", &[("source", &source), ("target", &target)]).await;
+        env.secrets.extend([source, target]);
+        env
+    }
+
+    pub fn url(&self) -> String {
+        self.sim.url()
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        support::admin_client().await
+    }
+
+    /// Creates or replaces a Secret; its values are registered for the leak scan (the access
+    /// key id is not a secret and stays out of the list).
+    pub async fn put_secret(&mut self, name: &str, data: &[(&str, &str)]) {
+        let api: Api<Secret> = Api::namespaced(self.client().await, &self.ns);
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name},
+            "stringData": data.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+        }))
+        .unwrap();
+        let _ = api.delete(name, &Default::default()).await;
+        support::eventually("the old Secret to go", Duration::from_secs(10), || async {
+            api.get_opt(name).await.unwrap().is_none().then_some(())
+        })
+        .await;
+        api.create(&PostParams::default(), &secret).await.expect("create Secret");
+        for (key, value) in data {
+            if *key != "accessKey" && *key != "projectId" && !self.secrets.iter().any(|s| s == value) {
+                self.secrets.push(value.to_string());
+            }
+        }
+    }
+
+    /// An example manifest with the simulator as its endpoint.
+    pub fn example(&self, file: &str) -> String {
+        let text = std::fs::read_to_string(repo().join("examples").join(file)).expect("example exists");
+        with_endpoint(&text, &self.url())
+    }
+
+    /// `kubectl apply -f -` in the test namespace; panics with kubectl's message on failure.
+    pub fn apply(&self, yaml: &str) {
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], yaml);
+        assert!(out.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        support::control_plane().kubectl().args(["-n", &self.ns]).args(args).output().expect("kubectl runs")
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = support::control_plane()
+            .kubectl()
+            .args(["-n", &self.ns])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// The RedisMigration as JSON.
+    pub fn get(&self, name: &str) -> Value {
+        let out = self.kubectl(&["get", "rmig", name, "-o", "json"]);
+        assert!(out.status.success(), "kubectl get rmig {name}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Waits until `.status.phase` is `phase`.
+    pub async fn wait_phase(&self, name: &str, phase: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rm = self.get(name);
+            if rm["status"]["phase"] == phase {
+                return rm;
+            }
+            assert!(Instant::now() < deadline, "{name} never reached phase {phase}; now: {}", serde_json::to_string_pretty(&rm["status"]).unwrap());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until condition `type_` has `status` (and, if given, `reason`).
+    pub async fn wait_condition(&self, name: &str, type_: &str, status: &str, reason: Option<&str>, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rm = self.get(name);
+            let found = rm["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
+                c["type"] == type_ && c["status"] == status && reason.is_none_or(|r| c["reason"] == r)
+            });
+            if found {
+                return rm;
+            }
+            assert!(Instant::now() < deadline, "{name}: condition {type_}={status} ({reason:?}) never came; now: {}", serde_json::to_string_pretty(&rm["status"]).unwrap());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn sim_admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method, format!("{}{path}", self.url()));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(serde_json::to_vec(&b).unwrap());
+        }
+        let resp = req.send().await.expect("simulator admin call");
+        let bytes = resp.bytes().await.unwrap();
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    pub async fn sim_state(&self) -> Value {
+        self.sim_admin(reqwest::Method::GET, "/_sim/state", None).await
+    }
+
+    /// The simulator's tasks with this name.
+    pub async fn tasks_named(&self, name: &str) -> Vec<Value> {
+        let state = self.sim_state().await;
+        state["tasks"].as_array().unwrap().iter().filter(|t| t["task_name"] == name).cloned().collect()
+    }
+
+    /// Fails if any registered secret value appears in the operator's log, the namespace's
+    /// Events, the resources' statuses, or `kubectl describe`.
+    pub fn assert_no_secret_leaked(&self, operator_logs: &[String]) {
+        let events = self.kubectl(&["get", "events", "-o", "json"]);
+        let statuses = self.kubectl(&["get", "rmig", "-o", "json"]);
+        let describe = self.kubectl(&["describe", "rmig"]);
+        let mut places: Vec<(&str, String)> = vec![
+            ("Events", String::from_utf8_lossy(&events.stdout).into_owned()),
+            ("RedisMigration objects", String::from_utf8_lossy(&statuses.stdout).into_owned()),
+            ("kubectl describe", String::from_utf8_lossy(&describe.stdout).into_owned()),
+        ];
+        for log in operator_logs {
+            places.push(("operator log", log.clone()));
+        }
+        for secret in &self.secrets {
+            for (place, text) in &places {
+                assert!(!text.contains(secret.as_str()), "a secret value leaked into the {place}");
+            }
+        }
+    }
+}
+
+/// Inserts `endpoint: URL` after the `region:` line of every RedisMigration in a manifest.
+pub fn with_endpoint(manifest: &str, url: &str) -> String {
+    let mut out = String::new();
+    for line in manifest.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some(indent) = line.strip_suffix(line.trim_start()).filter(|_| line.trim_start().starts_with("region:")) {
+            out.push_str(&format!("{indent}endpoint: {url}\n"));
+        }
+    }
+    out
+}
+
+/// The operator running as a process, watching one namespace.
+pub struct Operator {
+    child: Child,
+    log: PathBuf,
+    ns: String,
+    restarts: u32,
+    extra_env: Vec<(String, String)>,
+    extra_args: Vec<String>,
+}
+
+impl Operator {
+    /// Starts `dcs-migration-operator run --watch-namespace NS` with a short tick.
+    pub fn start(env: &Env) -> Self {
+        Self::start_with(env, &[], &[])
+    }
+
+    pub fn start_with(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!("dcs-operator-{}-{}.log", env.ns, rand::random::<u32>()));
+        let mut op = Self {
+            child: spawn(&env.ns, &log, args, vars),
+            log,
+            ns: env.ns.clone(),
+            restarts: 0,
+            extra_env: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        op.restarts = 0;
+        op
+    }
+
+    /// SIGKILLs the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to end by itself (a crash point), at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the process again (same namespace and flags, optionally other env vars).
+    pub fn restart(&mut self, vars: &[(&str, &str)]) {
+        self.kill();
+        self.restarts += 1;
+        let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
+        self.child = spawn(&self.ns, &self.log, &args, vars);
+    }
+
+    /// Everything the process (and its earlier incarnations) logged.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(ns: &str, log: &Path, args: &[&str], vars: &[(&str, &str)]) -> Child {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("operator log file");
+    let cp = support::control_plane();
+    Command::new(env!("CARGO_BIN_EXE_dcs-migration-operator"))
+        .args(["run", "--watch-namespace", ns, "--tick", "300ms", "--create-grace", "2s"])
+        .args(args)
+        .env("KUBECONFIG", cp.kubeconfig())
+        .env("RUST_LOG", "info,dcs_migration_operator=debug")
+        .env_remove("HUAWEICLOUD_SDK_AK")
+        .env_remove("HUAWEICLOUD_SDK_SK")
+        .env_remove("DCS_OPERATOR_CRASH_AT")
+        .envs(vars.iter().copied())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("the operator starts")
+}
