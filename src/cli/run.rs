@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// Observation interval of moving tasks, e.g. 2s, 500ms.
     #[arg(long, env = "TICK", default_value = "2s", value_parser = parse_duration)]
     pub tick: Duration,
+    /// Stops (and restarts) due within this window are sent as one batch call per 50 tasks.
+    #[arg(long, env = "STOP_BATCH_WINDOW", default_value = "1s", value_parser = parse_duration)]
+    pub stop_batch_window: Duration,
     /// Resync interval of resources whose task ended (at least 10m).
     #[arg(long, env = "RESYNC", default_value = "10m", value_parser = parse_duration)]
     pub resync: Duration,
@@ -80,6 +83,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             rate_limit: RateLimit { qps: args.qps, burst: args.burst },
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
+            batch_window: args.stop_batch_window,
         },
         settings: context::Settings {
             tick: args.tick,

@@ -4,6 +4,7 @@
 //! and wakes the owning resources whose task changed. Reconciles read that shared view, so the
 //! cost of a tick does not grow with the number of resources.
 
+use super::batch::{self, Batcher, Outcome};
 use super::credentials::AccountAccess;
 use super::decision::{Remote, RemoteTask};
 use crate::crd::RedisMigration;
@@ -34,6 +35,8 @@ pub struct Settings {
     pub rate_limit: RateLimit,
     pub retry: RetryPolicy,
     pub timeout: Duration,
+    /// Stops (and restarts) due within this window go out as one batch call.
+    pub batch_window: Duration,
 }
 
 /// Identifies an account without keeping its keys in the clear: a digest of endpoint, project
@@ -84,6 +87,8 @@ impl Accounts {
         config.timeout = self.settings.timeout;
         let account = Arc::new(Account::new(DcsClient::new(config)?, self.settings.clone(), self.triggers.clone()));
         tokio::spawn(observe_loop(Arc::downgrade(&account)));
+        tokio::spawn(account.stops.clone().run(Arc::downgrade(&account)));
+        tokio::spawn(account.restarts.clone().run(Arc::downgrade(&account)));
         accounts.insert(key, account.clone());
         Ok(account)
     }
@@ -111,6 +116,8 @@ struct Watched {
     /// When this operator last changed the task (configure, stop, ...): observations from a
     /// refresh that started earlier predate the change and are ignored.
     acted_at: Option<Instant>,
+    /// The task record was deleted: only the list can tell its absence (show may still answer).
+    deleted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -139,18 +146,22 @@ pub struct Account {
     refreshed: watch::Sender<u64>,
     wake: Arc<Notify>,
     triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>,
+    stops: Arc<Batcher>,
+    restarts: Arc<Batcher>,
 }
 
 impl Account {
     fn new(client: DcsClient, settings: Settings, triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>) -> Self {
         Self {
             client,
-            settings,
+            settings: settings.clone(),
             state: Mutex::new(State::default()),
             circuit: Mutex::new(None),
             refreshed: watch::channel(0).0,
             wake: Arc::new(Notify::new()),
             triggers,
+            stops: Batcher::new(batch::Kind::Stop, settings.batch_window),
+            restarts: Batcher::new(batch::Kind::Restart, settings.batch_window),
         }
     }
 
@@ -243,6 +254,7 @@ impl Account {
             stats: None,
             stats_due: Instant::now(),
             acted_at: None,
+            deleted: false,
         });
         watched.owner = owner;
         let fresh_enough = refreshes.saturating_sub(watched.seen_at) <= 1;
@@ -262,6 +274,56 @@ impl Account {
         if let Some(w) = state.watched.get_mut(&task.task_id) {
             w.seen = Some(Seen::Present(task.clone()));
             w.seen_at = refreshes.max(1);
+            w.acted_at = Some(Instant::now());
+        }
+    }
+
+    /// Stops a task, coalesced with the other stops of this account due in the same window.
+    pub async fn stop(&self, task_id: &str) -> Result<Outcome, DcsError> {
+        let outcome = self.stops.request(task_id).await?;
+        if outcome == Outcome::Accepted {
+            self.assume_state(task_id, "TERMINATING");
+        }
+        Ok(outcome)
+    }
+
+    /// Restarts a stopped online task, coalesced like stops.
+    pub async fn restart(&self, task_id: &str) -> Result<Outcome, DcsError> {
+        let outcome = self.restarts.request(task_id).await?;
+        if outcome == Outcome::Accepted {
+            self.assume_state(task_id, "FULLMIGRATING");
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes a task record; its absence is then confirmed by list walks only.
+    pub async fn delete(&self, task_id: &str) -> Result<(), DcsError> {
+        let ids = vec![task_id.to_owned()];
+        match self.call(|c| async move { c.delete_migration_tasks(&ids).await }).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(w) = self.state.lock().expect("state lock").watched.get_mut(task_id) {
+            w.deleted = true;
+            w.acted_at = Some(Instant::now());
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// True when this process deleted the task record and waits for the list to confirm it.
+    pub fn deleted(&self, task_id: &str) -> bool {
+        self.state.lock().expect("state lock").watched.get(task_id).is_some_and(|w| w.deleted)
+    }
+
+    /// Updates the view of a task after an accepted action whose answer carries no task.
+    fn assume_state(&self, task_id: &str, word: &str) {
+        let mut state = self.state.lock().expect("state lock");
+        if let Some(w) = state.watched.get_mut(task_id) {
+            if let Some(Seen::Present(task)) = &mut w.seen {
+                task.status = crate::dcs::model::TaskStatus::new(word);
+            }
             w.acted_at = Some(Instant::now());
         }
     }
@@ -299,16 +361,18 @@ impl Account {
 
     /// One refresh of every watched task; wakes the owners whose task changed.
     async fn refresh(&self) {
-        let (ids, project_tasks) = {
+        let (ids, project_tasks, deleted) = {
             let state = self.state.lock().expect("state lock");
-            (state.watched.keys().cloned().collect::<Vec<_>>(), state.project_tasks)
+            let deleted = state.watched.values().any(|w| w.deleted);
+            (state.watched.keys().cloned().collect::<Vec<_>>(), state.project_tasks, deleted)
         };
         if ids.is_empty() {
             return;
         }
         let started = Instant::now();
         let pages = project_tasks.map_or(1, |n| n.div_ceil(PAGE as usize).max(1));
-        let outcome = if pages <= ids.len() { self.walk_list().await } else { self.show_each(&ids).await };
+        // After a delete only the list tells the truth (show may keep answering).
+        let outcome = if deleted || pages <= ids.len() { self.walk_list().await } else { self.show_each(&ids).await };
         let stats = self.due_stats().await;
         let mut state = self.state.lock().expect("state lock");
         state.refreshes += 1;

@@ -3,6 +3,7 @@
 
 use super::account::Accounts;
 use super::credentials::Defaults;
+use super::secrets::Guard;
 use crate::crd::RedisMigration;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
@@ -34,12 +35,14 @@ pub struct Context {
     pub defaults: Defaults,
     pub recorder: Recorder,
     pub settings: Settings,
+    /// The in-use finalizer on referenced Secrets.
+    pub guard: Guard,
     failures: Mutex<HashMap<ObjectRef<RedisMigration>, u32>>,
 }
 
 impl Context {
-    pub fn new(client: kube::Client, accounts: Accounts, defaults: Defaults, recorder: Recorder, settings: Settings) -> Self {
-        Self { client, accounts, defaults, recorder, settings, failures: Mutex::new(HashMap::new()) }
+    pub fn new(client: kube::Client, accounts: Accounts, defaults: Defaults, recorder: Recorder, settings: Settings, guard: Guard) -> Self {
+        Self { client, accounts, defaults, recorder, settings, guard, failures: Mutex::new(HashMap::new()) }
     }
 
     /// Next delay for an object whose reconcile failed: exponential from 1 s to 5 min, ±20 %

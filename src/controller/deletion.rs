@@ -4,6 +4,7 @@
 //! A task that no longer exists counts as stopped. A resource that cannot stop its task says
 //! why, and how to let go (`deletionPolicy: Orphan`).
 
+use super::batch::Outcome;
 use super::decision::{Remote, known_task_id};
 use super::reconcile::{Error, Pass, dcs_problem};
 use super::status::Problem;
@@ -54,18 +55,22 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     };
     let task = match &remote {
         Remote::Present(task) => task.clone(),
-        _ => return release_gone(&pass, &account, &id).await,
+        Remote::Absent => return release_gone(&pass, &account, &id).await,
+        // Missing from one list walk: the next one decides.
+        Remote::NotLookedUp => return Ok(Action::requeue(pass.ctx.settings.tick)),
     };
     let state = task.state();
     if !state.is_terminal() {
         if state != TaskState::Terminating {
-            let stop_id = id.clone();
-            match account.call(|c| async move { c.stop_migration_task(&stop_id).await }).await {
-                Ok(_) => {
+            match account.stop(&id).await {
+                Ok(Outcome::Accepted) => {
                     crate::crash::point("deletion-stop-sent");
-                    pass.event(EventType::Normal, "Stopping", "Delete", format!("stopping the remote task {id}")).await
+                    pass.event(EventType::Normal, "Stopping", "Delete", format!("stopping the remote task {id}")).await;
                 }
-                Err(e) if e.is_not_found() => return release_gone(&pass, &account, &id).await,
+                // Ended meanwhile: the next observation shows how.
+                Ok(Outcome::WrongState(_)) => {}
+                Ok(Outcome::Gone) => return release_gone(&pass, &account, &id).await,
+                Ok(Outcome::Failed(message)) => return Err(Error::Transient(format!("stopping task {id}: {message}"))),
                 Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
             }
         }
@@ -73,22 +78,15 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
         return Ok(Action::requeue(pass.ctx.settings.tick));
     }
     if policy == DeletionPolicy::Delete && state != TaskState::Deleted {
-        let name = task.task_name.clone().unwrap_or_else(|| pass.task_name.clone());
-        match account.find_by_name(&name).await {
-            Ok(Some(listed)) if listed.task_id == id => {
-                let ids = vec![id.clone()];
-                if let Err(e) = account.call(|c| async move { c.delete_migration_tasks(&ids).await }).await
-                    && !e.is_not_found() {
-                        return blocked(&mut pass, dcs_problem(&e)).await;
-                    }
-                crate::crash::point("deletion-delete-sent");
-                pass.event(EventType::Normal, "Deleting", "Delete", format!("deleting the remote task record {id}")).await;
-                // The detail call may still answer after a delete: only the list confirms it.
-                return Ok(Action::requeue(pass.ctx.settings.tick));
+        if !account.deleted(&id) {
+            if let Err(e) = account.delete(&id).await {
+                return blocked(&mut pass, dcs_problem(&e)).await;
             }
-            Ok(_) => {}
-            Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
+            crate::crash::point("deletion-delete-sent");
+            pass.event(EventType::Normal, "Deleting", "Delete", format!("deleting the remote task record {id}")).await;
         }
+        // The detail call may still answer after a delete: only the list confirms it.
+        return Ok(Action::requeue(pass.ctx.settings.tick));
     }
     account.unwatch(&id);
     release(&pass, Some(&id)).await
@@ -102,6 +100,7 @@ async fn release_gone(pass: &Pass<'_>, account: &super::account::Account, id: &s
 /// Removes the finalizer.
 async fn release(pass: &Pass<'_>, task_id: Option<&str>) -> Result<Action, Error> {
     pass.remove_finalizer().await?;
+    pass.ctx.guard.released(&pass.rm);
     tracing::info!(task_id, "released the resource");
     Ok(Action::await_change())
 }

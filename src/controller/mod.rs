@@ -2,17 +2,19 @@
 //! changes of the Secrets they reference and by the accounts' observation loops.
 
 pub mod account;
+pub mod batch;
 pub mod context;
 pub mod credentials;
 pub mod decision;
 pub mod deletion;
 pub mod naming;
 pub mod reconcile;
+pub mod secrets;
 pub mod status;
 
 use crate::crd::RedisMigration;
 use context::{Context, Settings};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -61,19 +63,25 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
     }
     let (triggers, woken) = mpsc::unbounded_channel::<ObjectRef<RedisMigration>>();
     let recorder = Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() });
+    let (sweeps, swept) = mpsc::unbounded_channel();
     let ctx = Arc::new(Context::new(
-        client,
+        client.clone(),
         account::Accounts::new(config.accounts, triggers),
         config.defaults,
         recorder,
         config.settings,
+        secrets::Guard::new(sweeps.clone()),
     ));
 
     let controller = Controller::new(api, watcher_config);
     let store = controller.store();
+    tokio::spawn(secrets::sweep(client, store.clone(), swept, sweeps));
     // Secrets are watched by metadata only (no data, no cache) and mapped to the resources that
     // reference them by name, so a fixed or rotated Secret wakes exactly those.
-    let secret_events = watcher(secrets, watcher::Config::default()).touched_objects();
+    let guard_ctx = ctx.clone();
+    let secret_events = watcher(secrets, watcher::Config::default())
+        .touched_objects()
+        .inspect_ok(move |secret| guard_ctx.guard.observe(secret));
     let woken = futures::stream::unfold(woken, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
     controller
         .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| referencing(&store, &secret))

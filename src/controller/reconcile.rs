@@ -2,7 +2,8 @@
 //! the remote task), performs the one step the core chose, writes status (server-side apply,
 //! only on change) and Events, and picks the requeue.
 
-use super::account::{Account, from_detail};
+use super::account::Account;
+use super::batch::Outcome;
 use super::context::Context;
 use super::credentials::{self, AccountAccess, CredentialError};
 use super::decision::{self, CreateMark, Inputs, Remote, RemoteTask, Step, known_task_id};
@@ -260,6 +261,8 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
         pass.report(&Remote::NotLookedUp, None, None, handled).await?;
         return Ok(Action::requeue(ctx.settings.resync));
     }
+    // Before any remote call, the Secrets this resource needs must survive until it is released.
+    ctx.guard.protect(&ctx.client, &pass.rm).await?;
     let (_access, account) = match pass.account().await {
         Ok(found) => found,
         Err(problem) => return stalled(pass, problem, handled).await,
@@ -357,32 +360,23 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
             }
             Step::Stop => {
                 let id = task_id_of(&remote);
-                match account.call(|c| async move { c.stop_migration_task(&id).await }).await {
-                    Ok(task) => {
-                        remote = Remote::Present(from_detail(&task, &task_id_of(&remote)));
-                        record(&account, &remote, &pass);
-                    }
-                    Err(e) if e.is_not_found() => remote = Remote::Absent,
+                match account.stop(&id).await {
+                    Ok(Outcome::Accepted) => set_remote_status(&mut remote, TaskStatus::new("TERMINATING")),
+                    // Ended meanwhile, or gone: the next observation tells.
+                    Ok(Outcome::WrongState(_)) => {}
+                    Ok(Outcome::Gone) => remote = Remote::Absent,
+                    Ok(Outcome::Failed(message)) => problem = Some(Problem::Transient(format!("stopping task {id}: {message}"))),
                     Err(e) => problem = Some(dcs_problem(&e)),
                 }
             }
             Step::Restart => {
                 let id = task_id_of(&remote);
-                let ids = vec![id.clone()];
-                match account.call(|c| async move { c.batch_restart_online_migration_tasks(&ids).await }).await {
-                    Ok(result) => match result.migration_tasks.iter().find(|r| !r.succeeded()) {
-                        None => {
-                            set_remote_status(&mut remote, TaskStatus::new("FULLMIGRATING"));
-                            record(&account, &remote, &pass);
-                        }
-                        Some(failed) => {
-                            problem = Some(Problem::InvalidSpec(format!(
-                                "BatchRestartOnlineMigrationTasks refused task {id}: {} {}",
-                                failed.error_code.clone().unwrap_or_default(),
-                                failed.error_msg.clone().unwrap_or_default()
-                            )))
-                        }
-                    },
+                match account.restart(&id).await {
+                    Ok(Outcome::Accepted) => set_remote_status(&mut remote, TaskStatus::new("FULLMIGRATING")),
+                    Ok(Outcome::Gone) => remote = Remote::Absent,
+                    Ok(Outcome::WrongState(message) | Outcome::Failed(message)) => {
+                        problem = Some(Problem::Transient(format!("restarting task {id}: {message}")))
+                    }
                     Err(e) => problem = Some(dcs_problem(&e)),
                 }
             }

@@ -1,0 +1,175 @@
+//! Coalesced stops and restarts (design.md §5): requests due within a short window go out as one
+//! `BatchStopMigrationTasks` / `BatchRestartOnlineMigrationTasks` call per 50 ids; a lone request
+//! uses the single-task call. HTTP 200 only means "delivered", so every item is checked, and each
+//! requester learns its own item's outcome (a failed item is retried by its requester alone).
+
+use super::account::Account;
+use crate::dcs::client::MAX_BATCH;
+use crate::dcs::model::{BatchItemResult, BatchResult};
+use crate::dcs::{DcsClient, DcsError};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, oneshot};
+
+/// Which batch operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Stop,
+    Restart,
+}
+
+/// What happened to one requested task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The API accepted it (a stop is under way, a restart started).
+    Accepted,
+    /// The API refused it because of the task's state (`DCS.4957`): a stop found it already
+    /// ended, a restart found it not stoppped.
+    WrongState(String),
+    /// The task does not exist (`DCS.4133`).
+    Gone,
+    /// The item failed otherwise: the requester retries.
+    Failed(String),
+}
+
+impl Outcome {
+    fn of_item(item: &BatchItemResult) -> Self {
+        if item.succeeded() {
+            return Self::Accepted;
+        }
+        let code = item.error_code.clone().unwrap_or_default();
+        let text = format!("{code} {}", item.error_msg.clone().unwrap_or_default()).trim().to_owned();
+        match code.as_str() {
+            "DCS.4957" => Self::WrongState(text),
+            "DCS.4133" => Self::Gone,
+            _ => Self::Failed(text),
+        }
+    }
+}
+
+type Waiter = (String, oneshot::Sender<Result<Outcome, DcsError>>);
+
+/// Collects requests for one account and one kind, and sends them together.
+pub struct Batcher {
+    kind: Kind,
+    window: Duration,
+    queue: Mutex<Vec<Waiter>>,
+    wake: Notify,
+}
+
+impl Batcher {
+    pub fn new(kind: Kind, window: Duration) -> Arc<Self> {
+        Arc::new(Self { kind, window, queue: Mutex::new(Vec::new()), wake: Notify::new() })
+    }
+
+    /// Queues a task and waits for its outcome (at most one window plus the call).
+    pub async fn request(&self, task_id: &str) -> Result<Outcome, DcsError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue.lock().expect("batch queue").push((task_id.to_owned(), tx));
+        self.wake.notify_one();
+        rx.await.unwrap_or_else(|_| Err(DcsError::InvalidRequest("the batch loop stopped".into())))
+    }
+
+    /// Sends queued requests while the account lives: after the first request of a round, waits
+    /// one window for more, then sends them all through the account's circuit.
+    pub async fn run(self: Arc<Self>, account: Weak<Account>) {
+        loop {
+            self.wake.notified().await;
+            tokio::time::sleep(self.window).await;
+            let round: Vec<Waiter> = std::mem::take(&mut *self.queue.lock().expect("batch queue"));
+            let Some(account) = account.upgrade() else { return };
+            let mut waiters: Vec<Waiter> = Vec::with_capacity(round.len());
+            for (id, tx) in round {
+                // The same task requested twice in one round (two reconciles) is sent once.
+                if waiters.iter().any(|(known, _)| *known == id) {
+                    let _ = tx.send(Ok(Outcome::Accepted));
+                } else {
+                    waiters.push((id, tx));
+                }
+            }
+            for chunk in chunks(waiters) {
+                let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+                let kind = self.kind;
+                let result = account.call(|client| send(kind, client, ids)).await;
+                deliver(chunk, result);
+            }
+        }
+    }
+}
+
+fn chunks(mut waiters: Vec<Waiter>) -> Vec<Vec<Waiter>> {
+    let mut out = Vec::new();
+    while !waiters.is_empty() {
+        let rest = waiters.split_off(waiters.len().min(MAX_BATCH));
+        out.push(std::mem::replace(&mut waiters, rest));
+    }
+    out
+}
+
+/// One call for a chunk: the single-task stop for a lone stop, else the batch call.
+async fn send(kind: Kind, client: DcsClient, ids: Vec<String>) -> Result<BatchResult, DcsError> {
+    match (kind, ids.as_slice()) {
+        (Kind::Stop, [id]) => {
+            let item = match client.stop_migration_task(id).await {
+                Ok(_) => BatchItemResult { result: Some("success".into()), task_id: Some(id.clone()), ..Default::default() },
+                Err(DcsError::Api { error, .. }) if error.status == 400 => BatchItemResult {
+                    result: Some("failed".into()),
+                    task_id: Some(id.clone()),
+                    error_code: Some(error.code),
+                    error_msg: Some(error.message),
+                },
+                Err(e) => return Err(e),
+            };
+            Ok(BatchResult { migration_tasks: vec![item] })
+        }
+        (Kind::Stop, _) => client.batch_stop_migration_tasks(&ids).await,
+        (Kind::Restart, _) => client.batch_restart_online_migration_tasks(&ids).await,
+    }
+}
+
+fn deliver(chunk: Vec<Waiter>, result: Result<BatchResult, DcsError>) {
+    match result {
+        Ok(answer) => {
+            for (id, tx) in chunk {
+                let outcome = answer
+                    .migration_tasks
+                    .iter()
+                    .find(|item| item.task_id.as_deref() == Some(id.as_str()))
+                    .map(Outcome::of_item)
+                    .unwrap_or_else(|| Outcome::Failed("the batch answer did not mention this task".into()));
+                let _ = tx.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            for (_, tx) in chunk {
+                let _ = tx.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_map_to_outcomes_by_code() {
+        let item = |result: &str, code: Option<&str>| BatchItemResult {
+            result: Some(result.into()),
+            task_id: Some("t".into()),
+            error_code: code.map(str::to_owned),
+            error_msg: Some("msg".into()),
+        };
+        assert_eq!(Outcome::of_item(&item("success", None)), Outcome::Accepted);
+        assert!(matches!(Outcome::of_item(&item("failed", Some("DCS.4957"))), Outcome::WrongState(_)));
+        assert_eq!(Outcome::of_item(&item("failed", Some("DCS.4133"))), Outcome::Gone);
+        assert!(matches!(Outcome::of_item(&item("failed", Some("DCS.5000"))), Outcome::Failed(_)));
+    }
+
+    #[test]
+    fn a_round_is_cut_into_chunks_of_fifty() {
+        let waiters: Vec<Waiter> = (0..120).map(|i| (format!("{i}"), oneshot::channel().0)).collect();
+        let sizes: Vec<usize> = chunks(waiters).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![50, 50, 20]);
+    }
+}

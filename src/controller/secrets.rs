@@ -1,0 +1,157 @@
+//! The `dcs.migration.io/in-use` finalizer on referenced Secrets (design.md §5): while a
+//! resource may still need its credentials (to stop its task on deletion) or passwords, their
+//! Secrets cannot go, so deleting a whole namespace still lets every task be stopped. The
+//! finalizer comes off as soon as no live resource references the Secret.
+
+use super::{FINALIZER, secret_names};
+use crate::crd::RedisMigration;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::Store;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Finalizer the operator puts on the Secrets its resources reference.
+pub const SECRET_FINALIZER: &str = "dcs.migration.io/in-use";
+
+/// A Secret by namespace and name.
+pub type SecretKey = (String, String);
+
+/// Which Secrets carry the finalizer, as the Secret metadata watch last saw them; and a queue of
+/// Secrets to check for release.
+pub struct Guard {
+    protected: Mutex<HashSet<SecretKey>>,
+    sweeps: mpsc::UnboundedSender<SecretKey>,
+}
+
+impl Guard {
+    pub fn new(sweeps: mpsc::UnboundedSender<SecretKey>) -> Self {
+        Self { protected: Mutex::new(HashSet::new()), sweeps }
+    }
+
+    /// Records a Secret event of the metadata watch; Secrets that carry the finalizer are
+    /// queued for a check (a reference may have gone away).
+    pub fn observe(&self, secret: &PartialObjectMeta<Secret>) {
+        let key = (secret.namespace().unwrap_or_default(), secret.name_any());
+        let mut protected = self.protected.lock().expect("protected lock");
+        if secret.finalizers().iter().any(|f| f == SECRET_FINALIZER) {
+            protected.insert(key.clone());
+            drop(protected);
+            let _ = self.sweeps.send(key);
+        } else {
+            protected.remove(&key);
+        }
+    }
+
+    /// Adds the finalizer to each referenced Secret that lacks it. Missing Secrets and Secrets
+    /// already being deleted (no finalizer can be added then) are skipped.
+    pub async fn protect(&self, client: &kube::Client, rm: &RedisMigration) -> Result<(), kube::Error> {
+        let ns = rm.namespace().unwrap_or_default();
+        let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), &ns);
+        for name in secret_names(rm).collect::<HashSet<_>>() {
+            if self.protected.lock().expect("protected lock").contains(&(ns.clone(), name.to_owned())) {
+                continue;
+            }
+            let Some(meta) = api.get_metadata_opt(name).await? else { continue };
+            if meta.metadata.deletion_timestamp.is_some() || meta.finalizers().iter().any(|f| f == SECRET_FINALIZER) {
+                continue;
+            }
+            let mut finalizers = meta.finalizers().to_vec();
+            finalizers.push(SECRET_FINALIZER.to_owned());
+            let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version()}});
+            api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            self.protected.lock().expect("protected lock").insert((ns.clone(), name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Queues the Secrets of a released resource for a check.
+    pub fn released(&self, rm: &RedisMigration) {
+        let ns = rm.namespace().unwrap_or_default();
+        for name in secret_names(rm) {
+            let _ = self.sweeps.send((ns.clone(), name.to_owned()));
+        }
+    }
+}
+
+/// Who still needs a Secret.
+#[derive(Debug)]
+enum Need {
+    /// A resource that is not being deleted references it.
+    InUse,
+    /// Only resources being deleted reference it: check again soon.
+    Releasing,
+    /// Nobody.
+    Free,
+}
+
+fn need(store: &Store<RedisMigration>, (ns, name): &SecretKey) -> Need {
+    let mut need = Need::Free;
+    for rm in store.state() {
+        let live = rm.finalizers().iter().any(|f| f == FINALIZER) || rm.metadata.deletion_timestamp.is_none();
+        if !live || rm.namespace().as_deref() != Some(ns.as_str()) || !secret_names(&rm).any(|n| n == name) {
+            continue;
+        }
+        if rm.metadata.deletion_timestamp.is_none() {
+            return Need::InUse;
+        }
+        need = Need::Releasing;
+    }
+    need
+}
+
+/// Removes the finalizer from queued Secrets that no live resource references. Runs until the
+/// queue closes; waits for the resource cache to be complete before deciding anything.
+pub async fn sweep(client: kube::Client, store: Store<RedisMigration>, mut queue: mpsc::UnboundedReceiver<SecretKey>, retry: mpsc::UnboundedSender<SecretKey>) {
+    // Store readiness wakes only one of its waiters (the controller waits on it too), so it is
+    // polled again now and then rather than awaited once.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+            Ok(Ok(())) => break,
+            Ok(Err(_)) => return,
+            Err(_) => {}
+        }
+    }
+    while let Some(key) = queue.recv().await {
+        let decision = need(&store, &key);
+        tracing::debug!(namespace = key.0, secret = key.1, ?decision, "in-use check");
+        match decision {
+            Need::InUse => {}
+            Need::Releasing => {
+                let retry = retry.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let _ = retry.send(key);
+                });
+            }
+            Need::Free => {
+                if let Err(e) = unprotect(&client, &key).await {
+                    tracing::debug!(namespace = key.0, secret = key.1, error = %e, "could not remove the in-use finalizer; retrying");
+                    let retry = retry.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        let _ = retry.send(key);
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn unprotect(client: &kube::Client, (ns, name): &SecretKey) -> Result<(), kube::Error> {
+    let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), ns);
+    let Some(meta) = api.get_metadata_opt(name).await? else { return Ok(()) };
+    if !meta.finalizers().iter().any(|f| f == SECRET_FINALIZER) {
+        return Ok(());
+    }
+    let finalizers: Vec<&String> = meta.finalizers().iter().filter(|f| *f != SECRET_FINALIZER).collect();
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version()}});
+    api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    tracing::info!(namespace = ns, secret = name, "no resource needs the Secret any more: removed the in-use finalizer");
+    Ok(())
+}
