@@ -341,7 +341,7 @@ pub struct RedisEndpoint {
 }
 
 /// IP switch-over request.
-#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SwitchoverSpec {
     /// IPs to exchange between source and target.
@@ -486,6 +486,10 @@ pub struct SwitchoverStatus {
     /// When the last action was sent (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action_at: Option<String>,
+    /// The source instance's IP before the first exchange: the target serves the source's
+    /// address when the task reports this IP on the target instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
 }
 
 /// The CRD as YAML, as `dcs-migration-operator crd` prints it and `crds/` holds it.

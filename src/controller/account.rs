@@ -338,6 +338,12 @@ impl Account {
         self.state.lock().expect("state lock").watched.get(task_id).and_then(|w| w.stats.clone())
     }
 
+    /// The task's full detail (instance IPs, switch-over state), read directly.
+    pub async fn detail(&self, task_id: &str) -> Result<MigrationTask, DcsError> {
+        let id = task_id.to_owned();
+        self.call(|c| async move { c.show_migration_task(&id).await }).await
+    }
+
     /// Shows one task directly and records what it saw.
     pub async fn show(&self, task_id: &str) -> Result<Remote, DcsError> {
         let id = task_id.to_owned();

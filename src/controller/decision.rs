@@ -2,7 +2,7 @@
 //! remote step comes next. No I/O here; the shell (`reconcile`) gathers the inputs, performs the
 //! step and reports. Tested as a table.
 
-use crate::crd::{MigrationType, Phase, RedisMigrationSpec, RedisMigrationStatus, ResumeMode};
+use crate::crd::{MigrationType, Phase, RedisMigrationSpec, RedisMigrationStatus, ResumeMode, ServingSide};
 use crate::dcs::model::{TaskState, TaskStatus};
 use std::time::Duration;
 
@@ -40,6 +40,26 @@ pub enum Remote {
     Present(RemoteTask),
 }
 
+/// What the task's detail says about an IP switch-over.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SwitchView {
+    /// `task_status` reads `EXCHANGING`: a switch is under way.
+    pub exchanging: bool,
+    pub source_ip: Option<String>,
+    pub target_ip: Option<String>,
+}
+
+impl SwitchView {
+    /// Which side serves the source's original address: after an exchange the target carries
+    /// the source's old IP.
+    pub fn serving(&self, original_source_ip: Option<&str>) -> ServingSide {
+        match (original_source_ip, self.target_ip.as_deref()) {
+            (Some(source), Some(target)) if source == target => ServingSide::Target,
+            _ => ServingSide::Source,
+        }
+    }
+}
+
 /// The crash-safety mark `dcs.migration.io/create-pending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateMark {
@@ -59,6 +79,8 @@ pub struct Inputs<'a> {
     pub status: &'a RedisMigrationStatus,
     pub mark: CreateMark,
     pub remote: &'a Remote,
+    /// The switch-over view, when the shell looked at the task's detail in this pass.
+    pub switch: Option<&'a SwitchView>,
     /// How long a create with an unknown outcome is given to show up in the list before it is
     /// sent again (the list may lag behind a create).
     pub create_grace: Duration,
@@ -81,6 +103,12 @@ pub enum Step {
     Create,
     /// Configure the online task that awaits configuration (SetOnlineMigrationTask).
     Configure,
+    /// Look at the task's detail to see which side serves the addresses (ShowMigrationTask).
+    InspectSwitchover,
+    /// Exchange source and target IPs (ExchangeInstanceIp).
+    ExchangeIp,
+    /// Revert the switch-over (RollbackExchangeInstanceIp).
+    RollbackIp,
     /// Apply the spec's resume mode (UpdateMigrationTask).
     UpdateResumeMode(ResumeMode),
     /// Stop the task (`spec.stopped`).
@@ -101,7 +129,7 @@ pub fn known_task_id<'a>(spec: &'a RedisMigrationSpec, status: &'a RedisMigratio
 
 /// Decides the next remote step (deletion is decided in `deletion`).
 pub fn decide(inputs: &Inputs<'_>) -> Step {
-    let Inputs { spec, status, mark, remote, create_grace } = *inputs;
+    let Inputs { spec, status, mark, remote, switch, create_grace } = *inputs;
     if known_task_id(spec, status).is_none() {
         return match (remote, mark) {
             (Remote::Present(task), _) => Step::Adopt(task.task_id.clone()),
@@ -130,10 +158,18 @@ pub fn decide(inputs: &Inputs<'_>) -> Step {
     if online && state == TaskState::Running {
         return Step::Configure;
     }
-    if online && matches!(state, TaskState::FullMigrating | TaskState::IncrementalMigrating)
-        && let Some(step) = resume_mode_step(spec, task) {
-            return step;
-        }
+    if online
+        && matches!(state, TaskState::FullMigrating | TaskState::IncrementalMigrating)
+        && let Some(step) = resume_mode_step(spec, task)
+    {
+        return step;
+    }
+    if online
+        && matches!(state, TaskState::IncrementalMigrating | TaskState::Success)
+        && let Some(step) = switchover_step(spec, status, switch)
+    {
+        return step;
+    }
     Step::Observe
 }
 
@@ -144,6 +180,34 @@ pub fn stopped_by_user(status: &RedisMigrationStatus) -> bool {
             .conditions
             .iter()
             .any(|c| c.type_ == "Ready" && c.reason == crate::controller::status::reason::STOPPED_BY_USER)
+}
+
+/// Which side should serve the source's addresses, per spec.
+pub fn wanted_serving(spec: &RedisMigrationSpec) -> Option<ServingSide> {
+    spec.switchover.as_ref().map(|s| if s.rollback { ServingSide::Source } else { ServingSide::Target })
+}
+
+/// Switch-over is decided from what the task reports, not from what was sent: a crash after an
+/// exchange finds it under way (EXCHANGING) or done (the IPs swapped), never sends it twice.
+fn switchover_step(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, switch: Option<&SwitchView>) -> Option<Step> {
+    let wanted = wanted_serving(spec)?;
+    let recorded = status.switchover.as_ref();
+    // `serving` is the last observed side; the shell clears it when it sends an action.
+    let serving = recorded.and_then(|s| s.serving);
+    let acted = recorded.is_some_and(|s| s.actions > 0);
+    if serving == Some(wanted) || (serving.is_none() && !acted && wanted == ServingSide::Source) {
+        return None;
+    }
+    let Some(view) = switch else { return Some(Step::InspectSwitchover) };
+    if view.exchanging {
+        return None;
+    }
+    let original = recorded.and_then(|s| s.source_ip.as_deref()).or(view.source_ip.as_deref());
+    match (view.serving(original), wanted) {
+        (ServingSide::Source, ServingSide::Target) => Some(Step::ExchangeIp),
+        (ServingSide::Target, ServingSide::Source) => Some(Step::RollbackIp),
+        _ => None,
+    }
 }
 
 fn resume_mode_step(spec: &RedisMigrationSpec, task: &RemoteTask) -> Option<Step> {
@@ -189,7 +253,7 @@ pub(crate) mod tests {
     const GRACE: Duration = Duration::from_secs(10);
 
     fn run(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, mark: CreateMark, remote: &Remote) -> Step {
-        decide(&Inputs { spec, status, mark, remote, create_grace: GRACE })
+        decide(&Inputs { spec, status, mark, remote, switch: None, create_grace: GRACE })
     }
 
     #[test]
@@ -307,6 +371,39 @@ pub(crate) mod tests {
         assert_eq!(run(&s, &stopped_by_user, CreateMark::None, &terminated), Step::Restart);
         assert_eq!(run(&s, &with_task_id(), CreateMark::None, &terminated), Step::Observe, "stopped elsewhere: no restart");
         assert_eq!(run(&spec(MigrationType::BackupImport), &stopped_by_user, CreateMark::None, &terminated), Step::Observe);
+    }
+
+    #[test]
+    fn switchover_is_decided_from_what_the_task_reports() {
+        use crate::crd::{SwitchoverSpec, SwitchoverStatus};
+        let mut s = spec(MigrationType::Online);
+        s.switchover = Some(SwitchoverSpec { exchange_ips: vec!["10.0.0.1".into()], exchange_domain: false, rollback: false });
+        let streaming = Remote::Present(task("INCRMIGEATING"));
+        let with = |serving: Option<ServingSide>, actions: i32| RedisMigrationStatus {
+            task_id: Some("t1".into()),
+            switchover: Some(SwitchoverStatus { serving, actions, source_ip: Some("10.0.0.1".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        let view = |exchanging: bool, source: &str, target: &str| SwitchView {
+            exchanging,
+            source_ip: Some(source.into()),
+            target_ip: Some(target.into()),
+        };
+        let step = |spec: &RedisMigrationSpec, status: &RedisMigrationStatus, remote: &Remote, v: Option<&SwitchView>| {
+            decide(&Inputs { spec, status, mark: CreateMark::None, remote, switch: v, create_grace: GRACE })
+        };
+        let not_yet = with(None, 0);
+        assert_eq!(step(&s, &not_yet, &streaming, None), Step::InspectSwitchover);
+        assert_eq!(step(&s, &not_yet, &streaming, Some(&view(false, "10.0.0.1", "10.0.0.2"))), Step::ExchangeIp);
+        assert_eq!(step(&s, &not_yet, &Remote::Present(task("FULLMIGRATING")), None), Step::Observe, "only once Ready");
+        let sent = with(None, 1);
+        assert_eq!(step(&s, &sent, &streaming, Some(&view(true, "10.0.0.1", "10.0.0.2"))), Step::Observe, "under way: wait");
+        assert_eq!(step(&s, &sent, &streaming, Some(&view(false, "10.0.0.2", "10.0.0.1"))), Step::Observe, "done: never twice");
+        assert_eq!(step(&s, &with(Some(ServingSide::Target), 1), &streaming, None), Step::Observe);
+        s.switchover.as_mut().unwrap().rollback = true;
+        assert_eq!(step(&s, &with(Some(ServingSide::Target), 1), &streaming, None), Step::InspectSwitchover);
+        assert_eq!(step(&s, &with(Some(ServingSide::Target), 1), &streaming, Some(&view(false, "10.0.0.2", "10.0.0.1"))), Step::RollbackIp);
+        assert_eq!(step(&s, &with(None, 0), &streaming, None), Step::Observe, "rollback before any exchange: nothing to do");
     }
 
     #[test]

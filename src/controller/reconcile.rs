@@ -6,7 +6,7 @@ use super::account::Account;
 use super::batch::Outcome;
 use super::context::Context;
 use super::credentials::{self, AccountAccess, CredentialError};
-use super::decision::{self, CreateMark, Inputs, Remote, RemoteTask, Step, known_task_id};
+use super::decision::{self, CreateMark, Inputs, Remote, RemoteTask, Step, SwitchView, known_task_id};
 use super::deletion;
 use super::naming::default_task_name;
 use super::status::{self, Facts, Problem};
@@ -72,6 +72,8 @@ pub struct Pass<'c> {
     /// The status as written so far in this pass (starts as the object's).
     pub written: RedisMigrationStatus,
     pub task_name: String,
+    /// The switch-over view read in this pass, if any.
+    pub switch: Option<SwitchView>,
 }
 
 impl<'c> Pass<'c> {
@@ -88,6 +90,7 @@ impl<'c> Pass<'c> {
             ctx,
             namespace,
             task_name,
+            switch: None,
         })
     }
 
@@ -217,6 +220,7 @@ impl<'c> Pass<'c> {
             creating: self.annotation(ANNOTATION_CREATE_PENDING).is_some(),
             paused: self.paused(),
             deleting: self.rm.metadata.deletion_timestamp.is_some(),
+            switch: self.switch.as_ref(),
             progress,
             problem,
             handled_request: handled,
@@ -287,6 +291,7 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
             status: &pass.written,
             mark,
             remote: &remote,
+            switch: pass.switch.as_ref(),
             create_grace: ctx.settings.create_grace,
         });
         tracing::debug!(?step, "decided");
@@ -369,6 +374,48 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
                     Err(e) => problem = Some(dcs_problem(&e)),
                 }
             }
+            Step::InspectSwitchover => match account.detail(&task_id_of(&remote)).await {
+                Ok(task) => pass.switch = Some(switch_view(&task)),
+                Err(e) => problem = Some(dcs_problem(&e)),
+            },
+            Step::ExchangeIp | Step::RollbackIp => {
+                let id = task_id_of(&remote);
+                let exchange = step == Step::ExchangeIp;
+                // Written before the call: the original source IP (how the outcome is read back
+                // after a crash) and that an action is out (so it is confirmed, never resent blind).
+                let view = pass.switch.take().unwrap_or_default();
+                let recorded = pass.written.switchover.get_or_insert_with(Default::default);
+                if recorded.source_ip.is_none() {
+                    recorded.source_ip = view.source_ip.clone();
+                }
+                recorded.serving = None;
+                recorded.actions += 1;
+                recorded.last_action = Some(if exchange { "exchange-ip" } else { "rollback-ip" }.to_owned());
+                recorded.last_action_at = Some(Timestamp::now().to_string());
+                pass.report(&remote, None, None, handled).await?;
+                crate::crash::point("switchover-recorded");
+                let switchover = pass.rm.spec.switchover.clone().unwrap_or_default();
+                let result = if exchange {
+                    let body = ExchangeInstanceIpBody { exchanged_ip: switchover.exchange_ips, is_exchange_domain: switchover.exchange_domain };
+                    account.call(|c| async move { c.exchange_instance_ip(&id, &body).await }).await
+                } else {
+                    account.call(|c| async move { c.rollback_exchange_instance_ip(&id).await }).await
+                };
+                match result {
+                    Ok(()) => {
+                        crate::crash::point("switchover-sent");
+                        let (reason, note) = if exchange {
+                            ("SwitchingOver", "exchanging the source and target IPs")
+                        } else {
+                            ("RollingBack", "rolling the IP exchange back")
+                        };
+                        pass.event(EventType::Normal, reason, "Switchover", note.to_owned()).await;
+                    }
+                    Err(e) => problem = Some(dcs_problem(&e)),
+                }
+                requeue = Some(ctx.settings.tick);
+                break;
+            }
             Step::Restart => {
                 let id = task_id_of(&remote);
                 match account.restart(&id).await {
@@ -437,6 +484,18 @@ fn next_requeue(pass: &Pass<'_>, problem: Option<&Problem>) -> Duration {
     match pass.written.phase {
         Some(Phase::Succeeded | Phase::Failed | Phase::Terminated | Phase::Paused) => settings.resync,
         _ => settings.active_resync,
+    }
+}
+
+/// What the task's detail says about a switch-over.
+fn switch_view(task: &MigrationTask) -> SwitchView {
+    let exchanging = [task.task_status.as_deref(), task.source_instance.as_ref().and_then(|i| i.task_status.as_deref()), task.target_instance.as_ref().and_then(|i| i.task_status.as_deref())]
+        .into_iter()
+        .any(|s| s == Some("EXCHANGING"));
+    SwitchView {
+        exchanging,
+        source_ip: task.source_instance.as_ref().and_then(|i| i.ip.clone()),
+        target_ip: task.target_instance.as_ref().and_then(|i| i.ip.clone()),
     }
 }
 

@@ -2,8 +2,8 @@
 //! `message` and the `Ready` / `Synced` / `Reconciling` / `Stalled` conditions that `kubectl wait`,
 //! kstatus (Flux) and the Argo CD health check read. Pure; tested as a table.
 
-use super::decision::{Remote, RemoteTask, stopped_by_user};
-use crate::crd::{Phase, Progress, RedisMigrationSpec, RedisMigrationStatus};
+use super::decision::{Remote, RemoteTask, SwitchView, stopped_by_user};
+use crate::crd::{Phase, Progress, RedisMigrationSpec, RedisMigrationStatus, ServingSide};
 use crate::dcs::model::TaskState;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -14,6 +14,7 @@ pub mod condition {
     pub const SYNCED: &str = "Synced";
     pub const RECONCILING: &str = "Reconciling";
     pub const STALLED: &str = "Stalled";
+    pub const SWITCHED_OVER: &str = "SwitchedOver";
 }
 
 /// Condition reasons (CamelCase, as Kubernetes conventions want).
@@ -39,6 +40,10 @@ pub mod reason {
     pub const API_ERROR: &str = "ApiError";
     pub const IN_PROGRESS: &str = "InProgress";
     pub const STABLE: &str = "Stable";
+    pub const SWITCHED_OVER: &str = "SwitchedOver";
+    pub const SWITCHING: &str = "Switching";
+    pub const ROLLED_BACK: &str = "RolledBack";
+    pub const SWITCH_PENDING: &str = "Pending";
 }
 
 /// What went wrong in this pass, as the status reports it.
@@ -112,6 +117,8 @@ pub struct Facts<'a> {
     pub creating: bool,
     pub paused: bool,
     pub deleting: bool,
+    /// The switch-over view, when the task's detail was read in this pass.
+    pub switch: Option<&'a SwitchView>,
     /// Progress counters fetched in this pass (`None`: keep the previous ones).
     pub progress: Option<Progress>,
     pub problem: Option<&'a Problem>,
@@ -184,6 +191,13 @@ pub fn compute(facts: &Facts<'_>) -> RedisMigrationStatus {
         set(condition::RECONCILING, verdict.reconciling, reconciling_reason, reconciling_message);
         set(condition::STALLED, verdict.stalled, stalled_reason, stalled_message);
     }
+    if facts.spec.switchover.is_some() {
+        let (value, reason, message) = switchover(&mut status, facts.switch);
+        set_condition(&mut status.conditions, condition::SWITCHED_OVER, value, reason, message, generation, &time);
+    }
+    let mut set = |type_: &str, value: bool, reason: &str, message: &str| {
+        set_condition(&mut status.conditions, type_, value, reason, message, generation, &time);
+    };
     match facts.problem {
         Some(problem) => set(condition::SYNCED, false, problem.synced_reason(), problem.message()),
         None if matches!(facts.remote, Remote::NotLookedUp) && !facts.paused => {}
@@ -191,6 +205,27 @@ pub fn compute(facts: &Facts<'_>) -> RedisMigrationStatus {
         None => set(condition::SYNCED, true, reason::SYNCED, ""),
     }
     status
+}
+
+/// Records what the task's detail says about the switch-over; answers the `SwitchedOver`
+/// condition.
+fn switchover(status: &mut RedisMigrationStatus, view: Option<&SwitchView>) -> (bool, &'static str, &'static str) {
+    let recorded = status.switchover.get_or_insert_with(Default::default);
+    if let Some(view) = view {
+        if view.exchanging {
+            return (false, reason::SWITCHING, "the IP exchange is under way");
+        }
+        if recorded.source_ip.is_none() && recorded.actions == 0 {
+            recorded.source_ip.clone_from(&view.source_ip);
+        }
+        recorded.serving = Some(view.serving(recorded.source_ip.as_deref()));
+    }
+    match (recorded.serving, recorded.actions) {
+        (Some(ServingSide::Target), _) => (true, reason::SWITCHED_OVER, "the target serves the source's addresses"),
+        (Some(ServingSide::Source), n) if n > 0 => (false, reason::ROLLED_BACK, "the source serves its addresses again"),
+        (None, n) if n > 0 => (false, reason::SWITCHING, "the IP exchange was sent; confirming it"),
+        _ => (false, reason::SWITCH_PENDING, "the switch-over waits for the migration to be Ready"),
+    }
 }
 
 fn mirror_remote(status: &mut RedisMigrationStatus, task: &RemoteTask) {
@@ -374,6 +409,7 @@ mod tests {
             creating: false,
             paused: false,
             deleting: false,
+            switch: None,
             progress: None,
             problem: None,
             handled_request: None,

@@ -8,7 +8,8 @@
 //! - restart (online, from `TERMINATED`/`FAILED`): `FULLMIGRATING` → …
 //! - release (online, when configured): an ended task becomes `RELEASED` with `released_at`
 //!
-//! Each transitional state lasts one phase. IP switch-over marks `task_status: EXCHANGING` for one
+//! Each transitional state lasts one phase. After an IP exchange the source and target instances
+//! report each other's IP until a rollback. IP switch-over marks `task_status: EXCHANGING` for one
 //! phase.
 
 use std::time::Duration;
@@ -199,13 +200,13 @@ impl Endpoint {
 
     /// The `SourceInstanceBody`/`TargetInstanceBody` view, password echoed in clear as the real API
     /// does; `task_status` is the instance's (`RUNNING`, or `EXCHANGING` during a switch-over).
-    fn view(&self, task_status: &'static str) -> InstanceView {
+    fn view(&self, task_status: &'static str, exchanged_ip: Option<String>) -> InstanceView {
         InstanceView {
             addrs: Some(self.addrs_or_derived()),
             password: self.password.clone(),
             task_status,
             id: self.id.clone(),
-            ip: self.ip(),
+            ip: exchanged_ip.unwrap_or_else(|| self.ip()),
             port: self.port(),
             name: self.display_name(),
             proxy_multi_db: false,
@@ -560,6 +561,11 @@ impl Task {
         self.switchover.busy_until.map(|_| "EXCHANGING")
     }
 
+    /// After an IP exchange each instance carries the other's IP (until a rollback).
+    fn exchanged_ip(&self, other: &Option<Endpoint>) -> Option<String> {
+        self.switchover.exchanged.then(|| other.as_ref().map(Endpoint::ip)).flatten()
+    }
+
     /// The detail view (ShowMigrationTask, StopMigrationTask), passwords included.
     pub fn show_view(&self) -> ShowView<'_> {
         let network = self.network.as_ref();
@@ -574,8 +580,8 @@ impl Task {
             ecs_tenant_private_ip: self.ecs_private_ip.as_deref(),
             backup_files: self.backup_files.as_ref(),
             network_type: network.map(|_| "vpc"),
-            source_instance: self.source.as_ref().map(|e| e.view(instance_status)),
-            target_instance: self.target.as_ref().map(|e| e.view(instance_status)),
+            source_instance: self.source.as_ref().map(|e| e.view(instance_status, self.exchanged_ip(&self.target))),
+            target_instance: self.target.as_ref().map(|e| e.view(instance_status, self.exchanged_ip(&self.source))),
             created_at: detail_time(self.created_at),
             updated_at: detail_time(self.updated_at),
             released_at: self.released_at.map(release_time),

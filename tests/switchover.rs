@@ -1,0 +1,72 @@
+//! IP switch-over against the simulator: exchanged once when the migration is Ready, rolled
+//! back once on request, exchanged again when the request flips back, and never twice for one
+//! request, even when the operator is SIGKILLed around the call.
+
+mod e2e;
+mod support;
+
+use e2e::{Env, Operator};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const PHASE: Duration = Duration::from_millis(300);
+const CONVERGE: Duration = Duration::from_secs(60);
+const NAME: &str = "online-switchover";
+
+async fn switch_counts(env: &Env, id: &str) -> (u64, u64) {
+    let state = env.sim_state().await;
+    let s = &state["switchovers"][id];
+    (s["exchanges"].as_u64().unwrap_or(0), s["rollbacks"].as_u64().unwrap_or(0))
+}
+
+fn patch(env: &Env, patch: Value) {
+    let out = env.kubectl(&["patch", &format!("rmig/{NAME}"), "--type=merge", "-p", &patch.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn switchover_exchanges_once_rolls_back_once_and_exchanges_again() {
+    let env = Env::new("switchover", PHASE).await;
+    let op = Operator::start(&env);
+    env.apply(&env.example("online-incremental-switchover.yaml"));
+    let rm = env.wait_condition(NAME, "SwitchedOver", "True", Some("SwitchedOver"), CONVERGE).await;
+    let id = rm["status"]["taskId"].as_str().unwrap().to_owned();
+    assert_eq!(rm["status"]["switchover"]["serving"], "Target");
+    assert_eq!(rm["status"]["phase"], "IncrementalMigrating");
+    assert_eq!(switch_counts(&env, &id).await, (1, 0));
+
+    patch(&env, json!({"spec": {"switchover": {"rollback": true}}}));
+    let rm = env.wait_condition(NAME, "SwitchedOver", "False", Some("RolledBack"), CONVERGE).await;
+    assert_eq!(rm["status"]["switchover"]["serving"], "Source");
+    assert_eq!(switch_counts(&env, &id).await, (1, 1));
+
+    patch(&env, json!({"spec": {"switchover": {"rollback": false}}}));
+    env.wait_condition(NAME, "SwitchedOver", "True", Some("SwitchedOver"), CONVERGE).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(switch_counts(&env, &id).await, (2, 1), "each request acted on exactly once");
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
+
+async fn crash_around_the_exchange(point: &str) {
+    let env = Env::new(&format!("switch-crash-{point}"), PHASE).await;
+    env.apply(&env.example("online-incremental-switchover.yaml"));
+    let mut op = Operator::start_with(&env, &[], &[("DCS_OPERATOR_CRASH_AT", point)]);
+    let crashed = tokio::task::block_in_place(|| op.wait_exit(Duration::from_secs(40)));
+    assert!(crashed.is_some(), "never reached {point} (built with --features crash-points?)\n{}", op.logs());
+    op.restart(&[]);
+    let rm = env.wait_condition(NAME, "SwitchedOver", "True", Some("SwitchedOver"), CONVERGE).await;
+    let id = rm["status"]["taskId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(switch_counts(&env, &id).await, (1, 0), "exchanged exactly once across a crash at {point}");
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_exchange_call_does_not_exchange_twice() {
+    crash_around_the_exchange("switchover-sent").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_before_the_exchange_call_still_exchanges_once() {
+    crash_around_the_exchange("switchover-recorded").await;
+}
