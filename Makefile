@@ -1,5 +1,5 @@
 # dcs-migration-operator — every entry point a user or CI needs.
-#   make demo        start the simulator and talk to it with the `dcs` CLI (make demo-down stops it)
+#   make demo        control plane + DCS simulator + operator, examples applied until Ready (make demo-down stops it)
 #   make test        every test (CI runs exactly this)
 #   make control-plane   build/reuse kube-apiserver, etcd and helm for the tests (cached)
 #   make bench       the benchmarks
@@ -36,13 +36,13 @@ $(VENV)/.installed: $(PYTHON_REQUIREMENTS)
 test: control-plane python-deps test-rust test-python
 
 test-rust:
-	cargo test $(TEST_FEATURES) --lib --bins --tests
+	cargo test $(TEST_FEATURES) --no-fail-fast --lib --bins --tests
 
 test-python: python-deps
 	cargo build $(TEST_FEATURES) --bin dcs-simulator
 	DCS_SIMULATOR_BIN=$(CURDIR)/target/debug/dcs-simulator $(VENV)/bin/python -m pytest -q tests/python
 
-demo: build
+demo: build control-plane
 	scripts/demo up
 
 demo-down:

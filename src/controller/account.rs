@@ -405,6 +405,8 @@ impl Account {
                     watched.seen = Some(next);
                     watched.seen_at = refreshes;
                     if changed {
+                        // A new state: its counters are worth a look at the next tick.
+                        watched.stats_due = Instant::now();
                         let _ = self.triggers.send(watched.owner.clone());
                     }
                 }

@@ -161,6 +161,12 @@ pub fn compute(facts: &Facts<'_>) -> RedisMigrationStatus {
     if let Some(progress) = &facts.progress {
         status.progress = Some(progress.clone());
     }
+    if let Remote::Present(task) = facts.remote {
+        // The full copy is complete in these states, whatever the last sampled counters said.
+        if matches!(task.state(), TaskState::Success | TaskState::MigrationSuccess | TaskState::IncrementalMigrating) {
+            status.progress.get_or_insert_with(Progress::default).percent = Some(100);
+        }
+    }
     let verdict = verdict(facts);
     if status.phase != Some(verdict.phase) {
         status.last_phase_transition_time = Some(facts.now.to_string());
