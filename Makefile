@@ -13,15 +13,32 @@ export CARGO_TERM_COLOR ?= never
 # Tests build the operator with its crash points armed (tests/crash_safety.rs kills it at them).
 TEST_FEATURES := --features crash-points
 
-.PHONY: all build test test-rust test-python control-plane python-deps demo demo-down bench crds
+.PHONY: all build test test-rust test-python control-plane python-deps demo demo-down bench crds deploy reference image test-as-chart-identity
 
 all: build
 
 build:
 	cargo build --bins
 
+# The CRD is generated from the Rust types; the chart's copy, deploy/ and docs/reference.md follow it.
 crds: build
 	target/debug/dcs-migration-operator crd > crds/dcs.migration.io_redismigrations.yaml
+	scripts/render-deploy
+	DCS_UPDATE_DOCS=1 cargo test --test reference_docs
+
+deploy:
+	scripts/render-deploy
+
+reference:
+	DCS_UPDATE_DOCS=1 cargo test --test reference_docs
+
+# Needs a container engine (none on the CI machines).
+image:
+	docker build -t dcs-migration-operator:0.1.0 .
+
+# The controller suite with the operator authenticated as the chart's own ServiceAccount.
+test-as-chart-identity: control-plane
+	DCS_E2E_AS_CHART_SA=1 cargo test $(TEST_FEATURES) --test controller
 
 control-plane:
 	scripts/control-plane build

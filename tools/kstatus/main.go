@@ -33,12 +33,13 @@ func main() {
 			fmt.Fprintf(os.Stderr, "kstatus: %v\n", err)
 			os.Exit(1)
 		}
-		var obj map[string]interface{}
-		if err := json.Unmarshal(data, &obj); err != nil {
+		// UnmarshalJSON keeps integers as int64, as the API machinery (and Flux) sees them.
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(data); err != nil {
 			fmt.Fprintf(os.Stderr, "kstatus: %s: %v\n", file, err)
 			os.Exit(1)
 		}
-		res, err := status.Compute(&unstructured.Unstructured{Object: obj})
+		res, err := status.Compute(obj)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "kstatus: %s: %v\n", file, err)
 			os.Exit(1)
