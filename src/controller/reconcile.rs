@@ -482,7 +482,10 @@ fn next_requeue(pass: &Pass<'_>, problem: Option<&Problem>) -> Duration {
         return settings.stalled_retry;
     }
     match pass.written.phase {
-        Some(Phase::Succeeded | Phase::Failed | Phase::Terminated | Phase::Paused) => settings.resync,
+        // Spread over +20 % so that resources that ended together do not resync together.
+        Some(Phase::Succeeded | Phase::Failed | Phase::Terminated | Phase::Paused) => {
+            settings.resync.mul_f64(rand::random_range(1.0..1.2))
+        }
         _ => settings.active_resync,
     }
 }

@@ -308,14 +308,12 @@ fn verdict_unpaused(facts: &Facts<'_>) -> Verdict {
         TaskState::IncrementalMigrating => Verdict::ready(Phase::IncrementalMigrating, reason::INCREMENTAL_SYNCING, "full migration done; streaming changes until stopped"),
         TaskState::Success | TaskState::MigrationSuccess => Verdict::ready(Phase::Succeeded, reason::SUCCEEDED, "the migration succeeded"),
         TaskState::Terminating => Verdict::progressing(Phase::Terminating, reason::STOPPING, "the task is being stopped"),
-        TaskState::Terminated if facts.spec.stopped => Verdict {
-            phase: Phase::Terminated,
-            ready: false,
-            reason: reason::STOPPED_BY_USER,
-            message: "the task was stopped as spec.stopped asks".into(),
-            reconciling: false,
-            stalled: false,
-        },
+        // Stopped as asked: the desired state is reached. Ready is True (reason StoppedByUser) so
+        // that kstatus, which falls back to Ready, reports Current as design.md §3 wants; Argo CD's
+        // check maps the reason to Suspended.
+        TaskState::Terminated if facts.spec.stopped => {
+            Verdict::ready(Phase::Terminated, reason::STOPPED_BY_USER, "the task was stopped as spec.stopped asks")
+        }
         TaskState::Terminated if stopped_by_user(facts.prior) => Verdict::progressing(Phase::Terminated, reason::CREATING, "restarting the stopped task"),
         TaskState::Terminated => Verdict::stalled(Phase::Terminated, reason::STOPPED_REMOTELY, "the task was stopped outside this resource"),
         TaskState::Deleted => Verdict::stalled(Phase::Terminated, reason::REMOTE_TASK_GONE, "the remote task was deleted"),
@@ -485,7 +483,7 @@ mod tests {
         check(&compute(&creating), &row(Phase::Creating, "False", reason::CREATING, "True", "False"), "creating");
 
         let terminated = Remote::Present(task("TERMINATED"));
-        check(&compute(&facts(&stopped, &recorded, &terminated)), &row(Phase::Terminated, "False", reason::STOPPED_BY_USER, "False", "False"), "stopped by user");
+        check(&compute(&facts(&stopped, &recorded, &terminated)), &row(Phase::Terminated, "True", reason::STOPPED_BY_USER, "False", "False"), "stopped by user");
 
         let gone = Remote::Absent;
         check(&compute(&facts(&online, &recorded, &gone)), &row(Phase::Terminated, "False", reason::REMOTE_TASK_GONE, "False", "True"), "task gone");

@@ -81,18 +81,21 @@ impl Env {
     /// key id is not a secret and stays out of the list).
     pub async fn put_secret(&mut self, name: &str, data: &[(&str, &str)]) {
         let api: Api<Secret> = Api::namespaced(self.client().await, &self.ns);
-        let secret: Secret = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name},
-            "stringData": data.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<_, _>>(),
-        }))
-        .unwrap();
-        let _ = api.delete(name, &Default::default()).await;
-        support::eventually("the old Secret to go", Duration::from_secs(10), || async {
-            api.get_opt(name).await.unwrap().is_none().then_some(())
-        })
-        .await;
-        api.create(&PostParams::default(), &secret).await.expect("create Secret");
+        let string_data: serde_json::Map<String, Value> = data.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
+        // Updated in place: a Secret the operator protects (in-use finalizer) cannot be recreated.
+        match api.get_opt(name).await.expect("read Secret") {
+            Some(_) => {
+                let patch = json!({"data": null, "stringData": string_data});
+                api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("update Secret");
+            }
+            None => {
+                let secret: Secret = serde_json::from_value(json!({
+                    "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": string_data,
+                }))
+                .unwrap();
+                api.create(&PostParams::default(), &secret).await.expect("create Secret");
+            }
+        }
         for (key, value) in data {
             if *key != "accessKey" && *key != "projectId" && !self.secrets.iter().any(|s| s == value) {
                 self.secrets.push(value.to_string());
@@ -230,6 +233,8 @@ pub struct Operator {
     restarts: u32,
     extra_env: Vec<(String, String)>,
     extra_args: Vec<String>,
+    /// The kubeconfig the process uses: the admin's, or the Helm chart's ServiceAccount's (`ChartIdentity`).
+    kubeconfig: PathBuf,
 }
 
 impl Operator {
@@ -238,10 +243,29 @@ impl Operator {
         Self::start_with(env, &[], &[])
     }
 
+    /// Starts the operator with extra flags and env vars. With `DCS_E2E_AS_CHART_SA` set (`1` or `namespace`: the
+    /// chart's Role in the test namespace, as with `watchNamespace`; `cluster`: the chart's default ClusterRole), it
+    /// runs as the Helm chart's own ServiceAccount instead of the admin: the whole suite then proves the chart's RBAC.
     pub fn start_with(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Self {
+        match ChartIdentity::from_env() {
+            Some(identity) => Self::start_as_chart_identity(env, identity, args, vars),
+            None => Self::start_with_kubeconfig(env, support::control_plane().kubeconfig(), args, vars),
+        }
+    }
+
+    /// Starts the operator authenticated as the Helm chart's ServiceAccount (`identity` picks the chart's RBAC
+    /// mode): the chart's ServiceAccount and RBAC are rendered with `helm template` and applied, a token is minted
+    /// with the TokenRequest API, and the process gets a kubeconfig with that token (same server and CA as the admin's).
+    pub fn start_as_chart_identity(env: &Env, identity: ChartIdentity, args: &[&str], vars: &[(&str, &str)]) -> Self {
+        let kubeconfig = chart_identity_kubeconfig(&env.ns, identity);
+        Self::start_with_kubeconfig(env, kubeconfig, args, vars)
+    }
+
+    fn start_with_kubeconfig(env: &Env, kubeconfig: PathBuf, args: &[&str], vars: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("dcs-operator-{}-{}.log", env.ns, rand::random::<u32>()));
         let mut op = Self {
-            child: spawn(&env.ns, &log, args, vars),
+            child: spawn_with_kubeconfig(&env.ns, &log, args, vars, &kubeconfig),
+            kubeconfig,
             log,
             ns: env.ns.clone(),
             restarts: 0,
@@ -277,7 +301,7 @@ impl Operator {
         self.kill();
         self.restarts += 1;
         let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
-        self.child = spawn(&self.ns, &self.log, &args, vars);
+        self.child = spawn_with_kubeconfig(&self.ns, &self.log, &args, vars, &self.kubeconfig);
     }
 
     /// Everything the process (and its earlier incarnations) logged.
@@ -293,12 +317,15 @@ impl Drop for Operator {
 }
 
 fn spawn(ns: &str, log: &Path, args: &[&str], vars: &[(&str, &str)]) -> Child {
+    spawn_with_kubeconfig(ns, log, args, vars, &support::control_plane().kubeconfig())
+}
+
+fn spawn_with_kubeconfig(ns: &str, log: &Path, args: &[&str], vars: &[(&str, &str)], kubeconfig: &Path) -> Child {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("operator log file");
-    let cp = support::control_plane();
     Command::new(env!("CARGO_BIN_EXE_dcs-migration-operator"))
         .args(["run", "--watch-namespace", ns, "--tick", "300ms", "--create-grace", "2s"])
         .args(args)
-        .env("KUBECONFIG", cp.kubeconfig())
+        .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,dcs_migration_operator=debug")
         .env_remove("HUAWEICLOUD_SDK_AK")
         .env_remove("HUAWEICLOUD_SDK_SK")
@@ -308,4 +335,116 @@ fn spawn(ns: &str, log: &Path, args: &[&str], vars: &[(&str, &str)]) -> Child {
         .stderr(file)
         .spawn()
         .expect("the operator starts")
+}
+
+// ---- The Helm chart's identity (charts/dcs-migration-operator) --------------------------------------------------
+
+pub const CHART_DIR: &str = "charts/dcs-migration-operator";
+
+/// Which of the chart's RBAC modes the operator runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartIdentity {
+    /// `watchNamespace` set to the test namespace: a Role and RoleBinding there.
+    WatchNamespace,
+    /// The chart's default: a ClusterRole and ClusterRoleBinding.
+    ClusterWide,
+}
+
+impl ChartIdentity {
+    /// `DCS_E2E_AS_CHART_SA`: unset, empty or `0`: the admin; `cluster`: `ClusterWide`; anything else: `WatchNamespace`.
+    pub fn from_env() -> Option<Self> {
+        match std::env::var("DCS_E2E_AS_CHART_SA").ok()?.as_str() {
+            "" | "0" => None,
+            "cluster" => Some(Self::ClusterWide),
+            _ => Some(Self::WatchNamespace),
+        }
+    }
+}
+
+/// The release name a test namespace's chart identity is installed under (unique per namespace, so that
+/// cluster-scoped RBAC objects of several tests do not collide).
+pub fn chart_release(ns: &str) -> String {
+    format!("op-{ns}")
+}
+
+/// `helm template RELEASE charts/dcs-migration-operator --namespace NS` with `--set` values and `--show-only`
+/// templates (none: all); panics with helm's message on failure.
+pub fn helm_template(release: &str, ns: &str, sets: &[&str], show_only: &[&str]) -> String {
+    let mut cmd = support::control_plane().command("helm");
+    cmd.args(["template", release]).arg(repo().join(CHART_DIR)).args(["--namespace", ns]);
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    for template in show_only {
+        cmd.args(["--show-only", template]);
+    }
+    let out = cmd.output().expect("helm runs");
+    assert!(out.status.success(), "helm template {sets:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The name of the chart's ServiceAccount (and RBAC objects) for a release.
+pub fn chart_fullname(release: &str) -> String {
+    let name = if release.contains("dcs-migration-operator") { release.to_owned() } else { format!("{release}-dcs-migration-operator") };
+    name.chars().take(63).collect::<String>().trim_end_matches('-').to_owned()
+}
+
+/// Renders and applies the chart's ServiceAccount and RBAC for release `chart_release(ns)` in `ns`.
+pub fn apply_chart_rbac(ns: &str, identity: ChartIdentity) -> String {
+    let release = chart_release(ns);
+    let watch = format!("watchNamespace={ns}");
+    let mut sets = vec!["crds.install=false"];
+    if identity == ChartIdentity::WatchNamespace {
+        sets.push(&watch);
+    }
+    let manifests = helm_template(&release, ns, &sets, &["templates/serviceaccount.yaml", "templates/rbac.yaml"]);
+    kubectl_apply(&manifests);
+    chart_fullname(&release)
+}
+
+/// `kubectl apply -f -` as the admin; panics with kubectl's message on failure.
+pub fn kubectl_apply(manifests: &str) {
+    use std::io::Write;
+    let mut child = support::control_plane()
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    child.stdin.take().unwrap().write_all(manifests.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Applies the chart's ServiceAccount and RBAC for `ns`, mints a token for the ServiceAccount (TokenRequest, via
+/// `kubectl create token`) and writes a kubeconfig that authenticates with it; returns the kubeconfig's path.
+pub fn chart_identity_kubeconfig(ns: &str, identity: ChartIdentity) -> PathBuf {
+    let sa = apply_chart_rbac(ns, identity);
+    let cp = support::control_plane();
+    let out = cp.kubectl().args(["create", "token", &sa, "-n", ns, "--duration", "3600s"]).output().expect("kubectl runs");
+    assert!(out.status.success(), "minting a token for {ns}/{sa}: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let path = std::env::temp_dir().join(format!("dcs-kubeconfig-{ns}-{sa}-{}.json", rand::random::<u32>()));
+    write_token_kubeconfig(&path, &token, &format!("system:serviceaccount:{ns}:{sa}"));
+    path
+}
+
+/// Writes a kubeconfig with the admin kubeconfig's server and CA and `token` as the only credential.
+pub fn write_token_kubeconfig(path: &Path, token: &str, user: &str) {
+    let out = support::control_plane().kubectl().args(["config", "view", "--raw", "--minify", "-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "kubectl config view: {}", String::from_utf8_lossy(&out.stderr));
+    let admin: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cluster = admin["clusters"][0].clone();
+    let cluster_name = cluster["name"].as_str().unwrap().to_owned();
+    let kubeconfig = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": cluster_name, "user": user}}],
+        "current-context": user,
+    });
+    std::fs::write(path, serde_json::to_vec_pretty(&kubeconfig).unwrap()).unwrap();
 }
