@@ -102,13 +102,7 @@ async fn a_hundred_resources_deleted_at_once_cost_at_most_ten_stop_calls() {
     let env = Env::new("mass-delete", PHASE).await;
     let op = Operator::start_with(&env, &["--qps", "200", "--burst", "200"], &[]);
     apply_copies(&env, "online-incremental.yaml", "online-incremental", "m", 100, "");
-    support::eventually("100 resources streaming", Duration::from_secs(180), || async {
-        let out = env.kubectl(&["get", "rmig", "-o", "json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let n = list["items"].as_array().unwrap().iter().filter(|r| r["status"]["phase"] == "IncrementalMigrating").count();
-        (n == 100).then_some(())
-    })
-    .await;
+    env.wait_count_in_phase("IncrementalMigrating", 100, Duration::from_secs(180)).await;
     let out = env.kubectl(&["delete", "rmig", "--all", "--wait=false"]);
     assert!(out.status.success());
     let started = Instant::now();
@@ -149,13 +143,7 @@ async fn deleting_a_whole_namespace_stops_every_task_even_across_an_operator_res
     let env = Env::new("namespace-delete", PHASE).await;
     let mut op = Operator::start_with(&env, &["--qps", "100", "--burst", "100"], &[]);
     apply_copies(&env, "online-incremental.yaml", "online-incremental", "ns-m", 20, "");
-    support::eventually("20 resources streaming", Duration::from_secs(120), || async {
-        let out = env.kubectl(&["get", "rmig", "-o", "json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let n = list["items"].as_array().unwrap().iter().filter(|r| r["status"]["phase"] == "IncrementalMigrating").count();
-        (n == 20).then_some(())
-    })
-    .await;
+    env.wait_count_in_phase("IncrementalMigrating", 20, Duration::from_secs(120)).await;
     // What the namespace controller does (this control plane has none): delete the namespace,
     // then every object in it, Secrets and resources together.
     let out = support::control_plane().kubectl().args(["delete", "namespace", &env.ns, "--wait=false"]).output().unwrap();
@@ -203,13 +191,7 @@ async fn crashes_anywhere_on_the_stop_and_delete_path_leave_no_task_running_and_
     let mut op = Operator::start_with(&env, &["--qps", "100", "--burst", "100"], &[]);
     apply_copies(&env, "online-incremental.yaml", "online-incremental", "c", RUNS / 2, "");
     apply_copies(&env, "online-incremental.yaml", "online-incremental", "d", RUNS / 2, "  deletionPolicy: Delete");
-    support::eventually("all resources streaming", Duration::from_secs(120), || async {
-        let out = env.kubectl(&["get", "rmig", "-o", "json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let n = list["items"].as_array().unwrap().iter().filter(|r| r["status"]["phase"] == "IncrementalMigrating").count();
-        (n == RUNS).then_some(())
-    })
-    .await;
+    env.wait_count_in_phase("IncrementalMigrating", RUNS, Duration::from_secs(120)).await;
     let points = ["deletion-stop-sent", "status-written#1", "status-written#2", "deletion-delete-sent"];
     let names: Vec<String> = (0..RUNS / 2).flat_map(|i| [format!("c-{i}"), format!("d-{i}")]).collect();
     for (i, name) in names.iter().enumerate() {
@@ -238,13 +220,7 @@ async fn restarts_of_stopped_tasks_are_coalesced_like_stops() {
     let env = Env::new("restart-batch", PHASE).await;
     let op = Operator::start_with(&env, &["--qps", "100", "--burst", "100"], &[]);
     apply_copies(&env, "online-incremental.yaml", "online-incremental", "r", 10, "  stopped: false");
-    support::eventually("10 resources streaming", Duration::from_secs(120), || async {
-        let out = env.kubectl(&["get", "rmig", "-o", "json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let n = list["items"].as_array().unwrap().iter().filter(|r| r["status"]["phase"] == "IncrementalMigrating").count();
-        (n == 10).then_some(())
-    })
-    .await;
+    env.wait_count_in_phase("IncrementalMigrating", 10, Duration::from_secs(120)).await;
     let patch_all = |stopped: bool| {
         let names: Vec<String> = (0..10).map(|i| format!("rmig/r-{i}")).collect();
         let mut args = vec!["patch".to_owned()];
@@ -255,21 +231,9 @@ async fn restarts_of_stopped_tasks_are_coalesced_like_stops() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     patch_all(true);
-    support::eventually("10 resources stopped", CONVERGE, || async {
-        let out = env.kubectl(&["get", "rmig", "-o", "json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let n = list["items"].as_array().unwrap().iter().filter(|r| r["status"]["phase"] == "Terminated").count();
-        (n == 10).then_some(())
-    })
-    .await;
+    env.wait_count_in_phase("Terminated", 10, CONVERGE).await;
     patch_all(false);
-    support::eventually("10 resources streaming again", CONVERGE, || async {
-        let out = env.kubectl(&["get", "rmig", "-o", "json"]);
-        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let n = list["items"].as_array().unwrap().iter().filter(|r| r["status"]["phase"] == "IncrementalMigrating").count();
-        (n == 10).then_some(())
-    })
-    .await;
+    env.wait_count_in_phase("IncrementalMigrating", 10, CONVERGE).await;
     let state = env.sim_state().await;
     let stops = stop_calls(&state);
     let restarts = calls(&state, "BatchRestartOnlineMigrationTasks");

@@ -40,15 +40,6 @@ pub fn query_pairs(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The request as the signature covers it.
-pub struct SignedRequest<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub query: &'a [(String, String)],
-    pub headers: &'a [(String, String)],
-    pub body: &'a [u8],
-}
-
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -58,7 +49,7 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// Accepts the request when it is signed by `credentials` within the allowed clock skew.
 pub fn verify(
-    req: &SignedRequest<'_>,
+    req: &SignableRequest<'_>,
     credentials: &Credentials,
     now: Timestamp,
 ) -> Result<(), ApiError> {
@@ -96,14 +87,7 @@ pub fn verify(
             "verify aksk signature fail, host and x-sdk-date must be signed",
         ));
     }
-    let signable = SignableRequest {
-        method: req.method,
-        path: req.path,
-        query: req.query,
-        headers: req.headers,
-        body: req.body,
-    };
-    if !auth.verifies(&signable, &credentials.secret_key) {
+    if !auth.verifies(req, &credentials.secret_key) {
         return Err(ApiError::authentication("verify aksk signature fail"));
     }
     Ok(())

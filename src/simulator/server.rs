@@ -20,7 +20,8 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 use super::admin;
-use super::auth::{self, Credentials, SignedRequest};
+use super::auth::{self, Credentials};
+use crate::dcs::signer::SignableRequest;
 use super::error::ApiError;
 use super::faults::{Fault, Faults};
 use super::handlers::{self, Reply, lock};
@@ -222,7 +223,7 @@ async fn api_call(
     }
     let now = Timestamp::now();
     let query = auth::query_pairs(raw_query);
-    let signed = SignedRequest {
+    let signed = SignableRequest {
         method: &method,
         path: &path,
         query: &query,

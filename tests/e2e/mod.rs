@@ -154,6 +154,17 @@ impl Env {
         }
     }
 
+    /// Waits until `count` RedisMigrations of the namespace are in `phase`.
+    pub async fn wait_count_in_phase(&self, phase: &str, count: usize, timeout: Duration) {
+        support::eventually(&format!("{count} resources in phase {phase}"), timeout, || async {
+            let out = self.kubectl(&["get", "rmig", "-o", "json"]);
+            let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let n = list["items"].as_array()?.iter().filter(|r| r["status"]["phase"] == phase).count();
+            (n == count).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until condition `type_` has `status` (and, if given, `reason`).
     pub async fn wait_condition(&self, name: &str, type_: &str, status: &str, reason: Option<&str>, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
