@@ -146,7 +146,7 @@ mod tests {
             "SK",
         );
         headers.push(("Authorization".to_owned(), sig.authorization("AK")));
-        let req = SignedRequest {
+        let req = SignableRequest {
             method: "GET",
             path: "/v2/p/migration-tasks",
             query: &[],
