@@ -50,7 +50,7 @@ $(VENV)/.installed: $(PYTHON_REQUIREMENTS)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(PYTHON_REQUIREMENTS)
 	touch $@
 
-test: control-plane python-deps test-rust test-python
+test: control-plane python-deps test-rust test-as-chart-identity test-python
 
 test-rust:
 	cargo test $(TEST_FEATURES) --no-fail-fast --lib --bins --tests
