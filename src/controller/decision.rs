@@ -81,6 +81,8 @@ pub struct Inputs<'a> {
     pub remote: &'a Remote,
     /// The switch-over view, when the shell looked at the task's detail in this pass.
     pub switch: Option<&'a SwitchView>,
+    /// `metadata.generation` of the resource.
+    pub generation: Option<i64>,
     /// How long a create with an unknown outcome is given to show up in the list before it is
     /// sent again (the list may lag behind a create).
     pub create_grace: Duration,
@@ -129,8 +131,12 @@ pub fn known_task_id<'a>(spec: &'a RedisMigrationSpec, status: &'a RedisMigratio
 
 /// Decides the next remote step (deletion is decided in `deletion`).
 pub fn decide(inputs: &Inputs<'_>) -> Step {
-    let Inputs { spec, status, mark, remote, switch, create_grace } = *inputs;
+    let Inputs { spec, status, mark, remote, switch, generation, create_grace } = *inputs;
     if known_task_id(spec, status).is_none() {
+        if refused_for_generation(status, generation) {
+            // The API refused this spec as invalid: terminal until the spec changes.
+            return Step::Observe;
+        }
         return match (remote, mark) {
             (Remote::Present(task), _) => Step::Adopt(task.task_id.clone()),
             (_, CreateMark::None) => Step::MarkCreatePending,
@@ -171,6 +177,16 @@ pub fn decide(inputs: &Inputs<'_>) -> Step {
         return step;
     }
     Step::Observe
+}
+
+/// True when the API refused this very generation of the spec as invalid (a 4xx on create).
+fn refused_for_generation(status: &RedisMigrationStatus, generation: Option<i64>) -> bool {
+    status.conditions.iter().any(|c| {
+        c.type_ == "Stalled"
+            && c.status == "True"
+            && c.reason == crate::controller::status::reason::INVALID_SPEC
+            && c.observed_generation == generation
+    })
 }
 
 /// True when the resource reports a task stopped on the user's request (`spec.stopped`).
@@ -253,7 +269,7 @@ pub(crate) mod tests {
     const GRACE: Duration = Duration::from_secs(10);
 
     fn run(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, mark: CreateMark, remote: &Remote) -> Step {
-        decide(&Inputs { spec, status, mark, remote, switch: None, create_grace: GRACE })
+        decide(&Inputs { spec, status, mark, remote, switch: None, generation: Some(1), create_grace: GRACE })
     }
 
     #[test]
@@ -275,6 +291,24 @@ pub(crate) mod tests {
         for (mark, remote, want) in table {
             assert_eq!(run(&s, &none, mark, &remote), want, "mark {mark:?}, remote {remote:?}");
         }
+    }
+
+    #[test]
+    fn a_spec_the_api_refused_is_not_sent_again_until_it_changes() {
+        let s = spec(MigrationType::BackupImport);
+        let refused = |generation| RedisMigrationStatus {
+            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                type_: "Stalled".into(),
+                status: "True".into(),
+                reason: crate::controller::status::reason::INVALID_SPEC.into(),
+                message: "CreateMigrationTask failed: DCS.4062".into(),
+                observed_generation: Some(generation),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(run(&s, &refused(1), CreateMark::None, &Remote::NotLookedUp), Step::Observe);
+        assert_eq!(run(&s, &refused(0), CreateMark::None, &Remote::NotLookedUp), Step::MarkCreatePending, "a new generation is tried");
     }
 
     #[test]
@@ -390,7 +424,7 @@ pub(crate) mod tests {
             target_ip: Some(target.into()),
         };
         let step = |spec: &RedisMigrationSpec, status: &RedisMigrationStatus, remote: &Remote, v: Option<&SwitchView>| {
-            decide(&Inputs { spec, status, mark: CreateMark::None, remote, switch: v, create_grace: GRACE })
+            decide(&Inputs { spec, status, mark: CreateMark::None, remote, switch: v, generation: Some(1), create_grace: GRACE })
         };
         let not_yet = with(None, 0);
         assert_eq!(step(&s, &not_yet, &streaming, None), Step::InspectSwitchover);

@@ -292,6 +292,7 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
             mark,
             remote: &remote,
             switch: pass.switch.as_ref(),
+            generation: pass.rm.metadata.generation,
             create_grace: ctx.settings.create_grace,
         });
         tracing::debug!(?step, "decided");
