@@ -99,6 +99,10 @@ pub fn handle(
             },
             None => fail(StatusCode::NOT_FOUND, format!("no task {id}")),
         },
+        AdminRoute::RemoveAllTasks => {
+            let removed = lock(&shared.store).clear();
+            ok(&json!({"removed": removed}))
+        }
         AdminRoute::Credentials => match serde_json::from_slice::<NewCredentials>(body) {
             Ok(c) if !c.access_key.is_empty() && !c.secret_key.is_empty() => {
                 let access_key = c.access_key.clone();

@@ -1,5 +1,7 @@
-//! Fault injection (`PUT /_sim/faults`): errors, throttling, dropped connections, lost replies and
-//! latency, optionally limited to some operations.
+//! Fault injection (`PUT /_sim/faults`): errors, throttling, dropped connections, lost replies,
+//! latency and hostile answers (`garbageRate` with a `garbage` kind: a gateway's HTML 502, a 200
+//! with wrong JSON types, a body larger than any client should buffer, truncated JSON),
+//! optionally limited to some operations.
 
 use std::time::Duration;
 
@@ -28,9 +30,45 @@ pub struct Faults {
     /// Delay added to every affected call, in milliseconds.
     #[serde(default)]
     pub latency_ms: u64,
+    /// Share of calls answered with garbage of kind `garbage` (0–1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub garbage_rate: f64,
+    /// The kind of garbage (default `mixed`: a kind drawn per call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub garbage: Option<Garbage>,
     /// SDK operation names the faults apply to; absent: every operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operations: Option<Vec<String>>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// Hostile or malformed answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Garbage {
+    /// 502 with a gateway's HTML error page; the call has no effect.
+    Html,
+    /// The call takes effect; the answer is a 200 whose JSON has the wrong type in every field.
+    WrongTypes,
+    /// The call takes effect; the answer is a 200 with a 20 MiB body (beyond any sane client limit).
+    Huge,
+    /// The call takes effect; the answer is a 200 with JSON cut in the middle.
+    Truncated,
+    /// One of the above, drawn per call.
+    Mixed,
+}
+
+impl Garbage {
+    /// The concrete kinds `Mixed` draws from.
+    pub const CONCRETE: [Garbage; 4] = [Garbage::Html, Garbage::WrongTypes, Garbage::Huge, Garbage::Truncated];
+
+    /// True when the call takes effect before the garbage answer replaces its reply.
+    pub fn applies_call(self) -> bool {
+        !matches!(self, Garbage::Html)
+    }
 }
 
 /// Why a fault configuration was refused.
@@ -55,6 +93,8 @@ pub enum Fault {
     Error,
     /// Apply the call, then close the connection without a reply.
     LostReply,
+    /// Answer garbage of a concrete kind (never `Mixed`).
+    Garbage(Garbage),
 }
 
 impl Faults {
@@ -65,6 +105,7 @@ impl Faults {
             ("throttleRate", self.throttle_rate),
             ("dropRate", self.drop_rate),
             ("lostReplyRate", self.lost_reply_rate),
+            ("garbageRate", self.garbage_rate),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(FaultsError::RateOutOfRange { field, value });
@@ -87,6 +128,7 @@ impl Faults {
             && self.throttle_rate == 0.0
             && self.drop_rate == 0.0
             && self.lost_reply_rate == 0.0
+            && self.garbage_rate == 0.0
             && self.latency_ms == 0
     }
 
@@ -103,16 +145,54 @@ impl Faults {
         }
         let mut rng = rand::rng();
         let latency = Duration::from_millis(self.latency_ms);
+        let garbage = match self.garbage.unwrap_or(Garbage::Mixed) {
+            Garbage::Mixed => Garbage::CONCRETE[rng.random_range(0..Garbage::CONCRETE.len())],
+            kind => kind,
+        };
         let fault = [
             (self.drop_rate, Fault::Drop),
             (self.throttle_rate, Fault::Throttle),
             (self.error_rate, Fault::Error),
+            (self.garbage_rate, Fault::Garbage(garbage)),
             (self.lost_reply_rate, Fault::LostReply),
         ]
         .into_iter()
         .find(|(rate, _)| *rate > 0.0 && rng.random::<f64>() < *rate)
         .map(|(_, fault)| fault);
         (latency, fault)
+    }
+}
+
+/// Size of the [`Garbage::Huge`] body: 20 MiB, beyond the operator's 16 MiB answer limit.
+pub const HUGE_BODY_BYTES: usize = 20 * 1024 * 1024;
+
+/// A gateway's error page, as nginx-based API gateways send it.
+pub const HTML_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+/// JSON where every field the migration-task answers use has the wrong type: objects where
+/// scalars belong, scalars where lists and objects belong.
+pub const WRONG_TYPES: &str = r#"{"count":{"n":1},"migration_tasks":"none","task_id":["x"],"task_name":{"a":1},"status":[1,2],"id":{"id":1},"name":[false],"instance_id":[true],"job_id":{"j":1},"migration_type":7,"migration_method":[],"error_message":{"e":1},"source_instance":"gone","target_instance":42,"migration_tasks_result":17,"result":{"r":[]},"src_ip":{"ip":1},"tgt_ip":[1]}"#;
+
+/// A list answer cut in the middle of a task.
+pub const TRUNCATED: &str = r#"{"count":2,"migration_tasks":[{"task_id":"0123456789abcdef0123456789abcdef","task_name":"rmig-cut","status":"MIGR"#;
+
+/// The status, content type and body of a garbage answer.
+pub fn garbage_answer(kind: Garbage) -> (u16, &'static str, bytes::Bytes) {
+    static HUGE: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    match kind {
+        Garbage::Html => (502, "text/html", bytes::Bytes::from_static(HTML_502.as_bytes())),
+        Garbage::WrongTypes => (200, "application/json;charset=UTF-8", bytes::Bytes::from_static(WRONG_TYPES.as_bytes())),
+        Garbage::Truncated => (200, "application/json;charset=UTF-8", bytes::Bytes::from_static(TRUNCATED.as_bytes())),
+        Garbage::Huge | Garbage::Mixed => {
+            let body = HUGE.get_or_init(|| {
+                let mut v = Vec::with_capacity(HUGE_BODY_BYTES);
+                v.extend_from_slice(br#"{"count":1,"padding":""#);
+                v.resize(HUGE_BODY_BYTES - 2, b'a');
+                v.extend_from_slice(br#""}"#);
+                bytes::Bytes::from(v)
+            });
+            (200, "application/json;charset=UTF-8", body.clone())
+        }
     }
 }
 
@@ -132,6 +212,24 @@ mod tests {
             Some(Fault::Error)
         );
         assert_eq!(faults.decide(Operation::ListMigrationTask).1, None);
+    }
+
+    #[test]
+    fn garbage_fields_are_optional_and_mixed_draws_a_concrete_kind() {
+        let old: Faults = serde_json::from_str(r#"{"errorRate": 0.2, "latencyMs": 5}"#).unwrap();
+        assert_eq!(old.garbage_rate, 0.0);
+        assert_eq!(serde_json::to_value(&old).unwrap().get("garbageRate"), None, "old shape echoed unchanged");
+        let faults: Faults = serde_json::from_str(r#"{"garbageRate": 1.0}"#).unwrap();
+        for _ in 0..50 {
+            match faults.decide(Operation::ListMigrationTask).1 {
+                Some(Fault::Garbage(kind)) => assert_ne!(kind, Garbage::Mixed),
+                other => panic!("{other:?}"),
+            }
+        }
+        let html: Faults = serde_json::from_str(r#"{"garbageRate": 1.0, "garbage": "html"}"#).unwrap();
+        assert_eq!(html.decide(Operation::ShowMigrationTask).1, Some(Fault::Garbage(Garbage::Html)));
+        assert!(serde_json::from_str::<Faults>(r#"{"garbage": "poetry"}"#).is_err());
+        assert!(Faults { garbage_rate: 2.0, ..Faults::default() }.validate().is_err());
     }
 
     #[test]

@@ -21,7 +21,10 @@
 //!
 //! Admin API (unsigned, same listener): `GET /_sim/state`, `GET|PUT|DELETE /_sim/faults`,
 //! `GET /_sim/log[?sinceMs=N]`, `PUT /_sim/tasks/{id}` (force a status), `DELETE /_sim/tasks/{id}`
-//! (the task vanishes out of band, no tombstone), `PUT /_sim/credentials` (replace the key).
+//! (the task vanishes out of band, no tombstone), `DELETE /_sim/tasks` (every task vanishes: the
+//! state of a simulator restarted with its memory lost), `PUT /_sim/credentials` (replace the key).
+//! Faults include hostile answers (`garbageRate`, `garbage`: see [`faults::Garbage`]); `/_sim/log`
+//! entries carry `receivedAtMs` (arrival, before injected latency) besides `atMs` (answer).
 //!
 //! Use it in-process with [`spawn`], or serve a listener with [`serve`] / [`serve_with_shutdown`]
 //! (what the `dcs-simulator` binary does).
@@ -149,7 +152,14 @@ pub struct RunningSimulator {
 
 /// Starts a simulator on `127.0.0.1:0` in a background thread. Callable from sync and async code.
 pub fn spawn(config: Config) -> io::Result<RunningSimulator> {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    spawn_at(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Starts a simulator on `addr` in a background thread: with the address of one that was shut
+/// down, a restart on the same port with its state lost (clients see refused connections
+/// between the two). Callable from sync and async code.
+pub fn spawn_at(config: Config, addr: SocketAddr) -> io::Result<RunningSimulator> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

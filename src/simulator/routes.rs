@@ -25,6 +25,8 @@ pub enum AdminRoute {
     Log,
     ForceTask(String),
     RemoveTask(String),
+    /// Every task vanishes out of band (no tombstones): the state a restarted simulator has.
+    RemoveAllTasks,
     Credentials,
 }
 
@@ -98,6 +100,7 @@ fn admin_route(method: &Method, rest: &[&str]) -> Route {
         ("GET", ["log"]) => AdminRoute::Log,
         ("PUT", ["tasks", id]) => AdminRoute::ForceTask((*id).to_owned()),
         ("DELETE", ["tasks", id]) => AdminRoute::RemoveTask((*id).to_owned()),
+        ("DELETE", ["tasks"]) => AdminRoute::RemoveAllTasks,
         ("PUT", ["credentials"]) => AdminRoute::Credentials,
         _ => return Route::NotFound,
     };

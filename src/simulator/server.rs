@@ -70,8 +70,8 @@ impl Shared {
         *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(credentials);
     }
 
-    fn record(&self, operation: Operation, status: u16) {
-        lock(&self.calls).record(operation, status, Timestamp::now());
+    fn record(&self, operation: Operation, status: u16, received: Timestamp) {
+        lock(&self.calls).record_received(operation, status, received, Timestamp::now());
     }
 }
 
@@ -95,6 +95,18 @@ fn respond(status: StatusCode, body: Option<Vec<u8>>, request_id: &str) -> Respo
     }
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("X-Request-Id", value);
+    }
+    response
+}
+
+/// A hostile answer (see [`super::faults::Garbage`]).
+fn garbage_response(kind: super::faults::Garbage, request_id: &str) -> Response<Body> {
+    let (status, content_type, body) = super::faults::garbage_answer(kind);
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("X-Request-Id", value);
     }
     response
 }
@@ -166,13 +178,14 @@ async fn handle_request(
         }
         Route::Api(api) => {
             let started = Instant::now();
+            let received = Timestamp::now();
             let operation = api.operation;
             let result = api_call(&shared, &api, req, &raw_query, &request_id).await;
             let status = match &result {
                 Ok(response) => response.status().as_u16(),
                 Err(_) => 0,
             };
-            shared.record(operation, status);
+            shared.record(operation, status, received);
             tracing::debug!(
                 operation = operation.name(),
                 status,
@@ -219,7 +232,8 @@ async fn api_call(
         Some(Fault::Drop) => return Err(NoReply("injected drop")),
         Some(Fault::Throttle) => return Ok(error_response(&ApiError::throttled(), request_id)),
         Some(Fault::Error) => return Ok(error_response(&ApiError::internal(), request_id)),
-        Some(Fault::LostReply) | None => {}
+        Some(Fault::Garbage(kind)) if !kind.applies_call() => return Ok(garbage_response(kind, request_id)),
+        Some(Fault::Garbage(_)) | Some(Fault::LostReply) | None => {}
     }
     let now = Timestamp::now();
     let query = auth::query_pairs(raw_query);
@@ -235,6 +249,9 @@ async fn api_call(
         .and_then(|()| handlers::handle(&shared.store, api, &query, &body, now));
     if fault == Some(Fault::LostReply) {
         return Err(NoReply("injected lost reply"));
+    }
+    if let Some(Fault::Garbage(kind)) = fault {
+        return Ok(garbage_response(kind, request_id));
     }
     Ok(match outcome {
         Ok(Reply { status, body }) => respond(status, body, request_id),

@@ -83,6 +83,17 @@ impl TaskStore {
         Some(task)
     }
 
+    /// Forgets every task and tombstone (what a restart with state lost does); returns how many
+    /// live tasks there were.
+    pub fn clear(&mut self) -> usize {
+        let n = self.tasks.len();
+        self.tasks.clear();
+        self.order.clear();
+        self.tombstones.clear();
+        self.tombstone_order.clear();
+        n
+    }
+
     /// Every live task advanced to `now`, newest first, that `keep` accepts.
     pub fn newest_first<F>(&mut self, now: Timestamp, mut keep: F) -> Vec<&Task>
     where
@@ -109,8 +120,11 @@ pub struct CallRecord {
     pub operation: &'static str,
     /// HTTP status answered; 0 when the connection was closed without a reply.
     pub status: u16,
-    /// Unix time in milliseconds.
+    /// Unix time in milliseconds when the call was answered (or its connection closed).
     pub at_ms: i64,
+    /// Unix time in milliseconds when the call arrived, before any injected latency: what a
+    /// client-side rate limit governs.
+    pub received_at_ms: i64,
 }
 
 /// Per-operation call counters and the recent-call ring.
@@ -123,6 +137,11 @@ pub struct CallLog {
 impl CallLog {
     /// Records one call of `operation` answered with `status` (0: no reply).
     pub fn record(&mut self, operation: Operation, status: u16, at: Timestamp) {
+        self.record_received(operation, status, at, at);
+    }
+
+    /// Records one call of `operation` that arrived at `received` and was answered at `at`.
+    pub fn record_received(&mut self, operation: Operation, status: u16, received: Timestamp, at: Timestamp) {
         self.counts[operation.index()] += 1;
         if self.ring.len() >= MAX_LOG_ENTRIES {
             self.ring.pop_front();
@@ -131,6 +150,7 @@ impl CallLog {
             operation: operation.name(),
             status,
             at_ms: at.as_millisecond(),
+            received_at_ms: received.as_millisecond(),
         });
     }
 
