@@ -2,10 +2,20 @@
 
 use crate::controller::{self, RunConfig, account, context, credentials};
 use crate::dcs::{Credentials, RateLimit, RetryPolicy};
+use crate::leader::{self, Elector};
+use crate::metrics::Metrics;
+use crate::server::{self, Health};
 use crate::telemetry::{self, LogFormat};
-use clap::Args;
+use clap::{ArgAction, Args};
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+/// How long in-flight reconciles get to finish after SIGTERM (Kubernetes' default grace period
+/// is 30 s). Past it the process exits 1 without releasing the Lease, which then expires.
+const DRAIN: Duration = Duration::from_secs(20);
 
 /// Flags of `run`.
 #[derive(Debug, Args)]
@@ -41,6 +51,19 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Address of the Prometheus endpoint `/metrics`.
+    #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Address of the probes `/healthz` and `/readyz`.
+    #[arg(long, env = "PROBE_ADDR", default_value = "127.0.0.1:8081")]
+    pub probe_addr: SocketAddr,
+    /// Reconcile only while holding the Lease `--lease-name` in POD_NAMESPACE (required then);
+    /// `--leader-elect` alone means true.
+    #[arg(long, env = "LEADER_ELECT", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
+    pub leader_elect: bool,
+    /// Name of the leader-election Lease (one per shard: see --label-selector).
+    #[arg(long, env = "LEASE_NAME", default_value = "dcs-migration-operator")]
+    pub lease_name: String,
 }
 
 /// Parses `500ms`, `2s`, `10m`, `1h` or plain seconds.
@@ -58,9 +81,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C.
+/// Runs the controller until SIGTERM or Ctrl-C: serves metrics and probes, waits for the Lease
+/// when `--leader-elect` is on, and on SIGTERM stops taking reconciles, lets the ones in flight
+/// finish, releases the Lease and exits 0.
 pub async fn run(args: RunArgs) -> ExitCode {
     telemetry::init(args.log_format, "info,kube=warn");
+    let lease_namespace = std::env::var("POD_NAMESPACE").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    if args.leader_elect && lease_namespace.is_none() {
+        eprintln!("error: --leader-elect needs POD_NAMESPACE (the namespace of the Lease) to be set");
+        return ExitCode::FAILURE;
+    }
+    let listeners = match server::bind(args.metrics_addr, args.probe_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {
@@ -68,6 +105,39 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::new(args.leader_elect));
+    tracing::info!(listening = ?server::local_addrs(&listeners), "serving /metrics, /healthz and /readyz");
+    server::spawn(listeners, server::router(metrics.clone(), health.clone()));
+
+    let (stop, stopping) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new reconciles; letting those in flight finish");
+        let _ = stop.send(true);
+        shutdown_signal().await;
+        tracing::warn!("second signal: exiting at once");
+        std::process::exit(1);
+    });
+
+    let mut leadership = None;
+    if let Some(namespace) = lease_namespace.filter(|_| args.leader_elect) {
+        let settings = leader::Settings::new(&args.lease_name, namespace, leader::identity());
+        tracing::info!(lease = settings.name, namespace = settings.namespace, identity = settings.identity, "waiting for the lease");
+        let mut elector = Elector::new(client.clone(), settings);
+        let standby = health.clone();
+        tokio::select! {
+            () = elector.acquire(|_| standby.set_standby_ok()) => {}
+            () = stopped(stopping.clone()) => {
+                tracing::info!("stopped while standing by");
+                return ExitCode::SUCCESS;
+            }
+        }
+        leadership = Some(Leadership::hold(elector));
+    }
+    metrics.set_leader(true);
+    health.set_leading(true);
+
     let non_empty = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let config = RunConfig {
         watch_namespace: non_empty(&args.watch_namespace),
@@ -92,11 +162,67 @@ pub async fn run(args: RunArgs) -> ExitCode {
             resync: args.resync.max(Duration::from_secs(600)),
             stalled_retry: Duration::from_secs(300),
         },
+        metrics: metrics.clone(),
+        health: health.clone(),
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), tick_ms = args.tick.as_millis() as u64, qps = args.qps, "starting the controller");
-    controller::run(client, config, shutdown_signal()).await;
+    let drained = tokio::select! {
+        () = controller::run(client, config, stopped(stopping.clone())) => true,
+        () = async {
+            stopped(stopping.clone()).await;
+            tokio::time::sleep(DRAIN).await;
+        } => false,
+    };
+    metrics.set_leader(false);
+    if !drained {
+        tracing::warn!(drain_s = DRAIN.as_secs(), "reconciles still in flight after the drain period; exiting without releasing the lease (it expires)");
+        return ExitCode::FAILURE;
+    }
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// Resolves once shutdown was asked for.
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+/// The Lease held by this replica: renewed in the background; losing it ends the process at once.
+struct Leadership {
+    release: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Leadership {
+    fn hold(mut elector: Elector) -> Self {
+        let (release, released) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                lost = elector.hold() => {
+                    // Exiting is the one way to be sure nothing of this replica acts any more
+                    // (reconciles, observation loops, batched stops); Kubernetes restarts it as a standby.
+                    tracing::error!(lease = elector.settings().name, reason = %lost, "lost the lease: exiting at once");
+                    std::process::exit(1);
+                }
+                _ = released => {}
+            }
+            match tokio::time::timeout(Duration::from_secs(5), elector.release()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not release the lease; it expires by itself"),
+                Err(_) => tracing::warn!("releasing the lease timed out; it expires by itself"),
+            }
+        });
+        Self { release, task }
+    }
+
+    /// Stops renewing and gives the Lease up, so that a standby takes over at once.
+    async fn release(self) {
+        let _ = self.release.send(());
+        let _ = self.task.await;
+    }
 }
 
 async fn shutdown_signal() {
@@ -118,5 +244,24 @@ mod tests {
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("2 weeks").is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Probe {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn runtime_flags_have_the_documented_defaults_and_leader_elect_takes_an_optional_value() {
+        use clap::Parser;
+        let defaults = Probe::try_parse_from(["x"]).unwrap().run;
+        assert_eq!(defaults.metrics_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(defaults.probe_addr.to_string(), "127.0.0.1:8081");
+        assert!(!defaults.leader_elect);
+        assert_eq!(defaults.lease_name, "dcs-migration-operator");
+        assert!(Probe::try_parse_from(["x", "--leader-elect"]).unwrap().run.leader_elect);
+        assert!(Probe::try_parse_from(["x", "--leader-elect=true"]).unwrap().run.leader_elect);
+        assert!(!Probe::try_parse_from(["x", "--leader-elect=false"]).unwrap().run.leader_elect);
     }
 }

@@ -9,7 +9,7 @@ use super::credentials::AccountAccess;
 use super::decision::{Remote, RemoteTask};
 use crate::crd::RedisMigration;
 use crate::dcs::model::{ListQuery, MigrationStats, MigrationTask, MigrationTaskSummary, TaskState};
-use crate::dcs::{ClientConfig, DcsClient, DcsError, ErrorClass, RateLimit, RetryPolicy};
+use crate::dcs::{CallObserver, ClientConfig, DcsClient, DcsError, ErrorClass, RateLimit, RetryPolicy};
 use kube::runtime::reflector::ObjectRef;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -66,12 +66,19 @@ pub struct Accounts {
     accounts: Mutex<HashMap<AccountKey, Arc<Account>>>,
     settings: Settings,
     triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>,
+    /// Told about every DCS exchange of every account (metrics).
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl Accounts {
     /// `triggers` receives the resources whose remote task changed.
     pub fn new(settings: Settings, triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>) -> Self {
-        Self { accounts: Mutex::new(HashMap::new()), settings, triggers }
+        Self { accounts: Mutex::new(HashMap::new()), settings, triggers, observer: None }
+    }
+
+    /// Reports every DCS exchange and retry of the accounts' clients to `observer`.
+    pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
+        Self { observer: Some(observer), ..self }
     }
 
     /// The account for this access, created (with its observation loop) on first use.
@@ -85,7 +92,11 @@ impl Accounts {
         config.rate_limit = self.settings.rate_limit;
         config.retry = self.settings.retry;
         config.timeout = self.settings.timeout;
-        let account = Arc::new(Account::new(DcsClient::new(config)?, self.settings.clone(), self.triggers.clone()));
+        let client = match &self.observer {
+            Some(observer) => DcsClient::with_observer(config, observer.clone())?,
+            None => DcsClient::new(config)?,
+        };
+        let account = Arc::new(Account::new(client, self.settings.clone(), self.triggers.clone()));
         tokio::spawn(observe_loop(Arc::downgrade(&account)));
         tokio::spawn(account.stops.clone().run(Arc::downgrade(&account)));
         tokio::spawn(account.restarts.clone().run(Arc::downgrade(&account)));
@@ -99,9 +110,9 @@ impl Accounts {
 #[allow(clippy::large_enum_variant)] // one per watched task; boxing buys nothing
 enum Seen {
     Present(RemoteTask),
-    /// Missing from this many complete list walks in a row (absence counts from two on, so a
-    /// list that lags behind a create does not read as a vanished task).
-    Missing(u32),
+    /// Missing from one complete list walk: absence counts from the second, so a list that lags
+    /// behind a create does not read as a vanished task. Until then the last view stands.
+    Missing(Option<RemoteTask>),
     Absent,
 }
 
@@ -140,6 +151,8 @@ struct Circuit {
 /// One account: its client (with the account's rate limit) and its observation view.
 pub struct Account {
     client: DcsClient,
+    /// The same client failing fast: the observation loop looks again next tick anyway.
+    looker: DcsClient,
     settings: Settings,
     state: Mutex<State>,
     circuit: Mutex<Option<Circuit>>,
@@ -152,8 +165,15 @@ pub struct Account {
 
 impl Account {
     fn new(client: DcsClient, settings: Settings, triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>) -> Self {
+        let looker = client.with_retry(RetryPolicy {
+            max_retries: 1,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+            total_delay: Duration::from_secs(1),
+        });
         Self {
             client,
+            looker,
             settings: settings.clone(),
             state: Mutex::new(State::default()),
             circuit: Mutex::new(None),
@@ -172,11 +192,29 @@ impl Account {
         F: FnOnce(DcsClient) -> Fut,
         Fut: Future<Output = Result<T, DcsError>>,
     {
+        self.call_on(&self.client, f).await
+    }
+
+    /// An observation call of the account's loop: fails fast, through the same circuit.
+    async fn look<T, F, Fut>(&self, f: F) -> Result<T, DcsError>
+    where
+        F: FnOnce(DcsClient) -> Fut,
+        Fut: Future<Output = Result<T, DcsError>>,
+    {
+        self.call_on(&self.looker, f).await
+    }
+
+    async fn call_on<T, F, Fut>(&self, client: &DcsClient, f: F) -> Result<T, DcsError>
+    where
+        F: FnOnce(DcsClient) -> Fut,
+        Fut: Future<Output = Result<T, DcsError>>,
+    {
         if let Some(c) = self.circuit.lock().expect("circuit lock").as_ref()
-            && Instant::now() < c.open_until {
-                return Err(c.error.clone());
-            }
-        let result = f(self.client.clone()).await;
+            && Instant::now() < c.open_until
+        {
+            return Err(c.error.clone());
+        }
+        let result = f(client.clone()).await;
         let mut circuit = self.circuit.lock().expect("circuit lock");
         match &result {
             Err(e) if e.class() == ErrorClass::Authentication => {
@@ -228,14 +266,15 @@ impl Account {
                     return None;
                 }
                 let state = self.state.lock().expect("state lock");
+                // A failed refresh answers every waiter with its error (Synced=False), at once.
+                if let Some(e) = &state.last_error {
+                    return Some(Err(e.clone()));
+                }
                 if let Some(w) = state.watched.get(task_id)
-                    && w.seen_at > start {
-                        return match (&w.seen, &state.last_error) {
-                            (Some(seen), _) => Some(Ok(remote_of(seen))),
-                            (None, Some(e)) => Some(Err(e.clone())),
-                            (None, None) => None,
-                        };
-                    }
+                    && w.seen_at > start
+                {
+                    return w.seen.as_ref().map(|seen| Ok(remote_of(seen)));
+                }
             }
         })
         .await;
@@ -257,6 +296,10 @@ impl Account {
             deleted: false,
         });
         watched.owner = owner;
+        if state.last_error.is_some() {
+            return None;
+        }
+        let watched = state.watched.get(task_id)?;
         let fresh_enough = refreshes.saturating_sub(watched.seen_at) <= 1;
         watched.seen.as_ref().filter(|_| fresh_enough && watched.seen_at > 0).map(remote_of)
     }
@@ -310,6 +353,14 @@ impl Account {
         }
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// An action was sent whose outcome is unknown (no readable answer): observations from a
+    /// refresh that started before it are ignored, so a stale view cannot repeat it.
+    pub fn touched(&self, task_id: &str) {
+        if let Some(w) = self.state.lock().expect("state lock").watched.get_mut(task_id) {
+            w.acted_at = Some(Instant::now());
+        }
     }
 
     /// True when this process deleted the task record and waits for the list to confirm it.
@@ -396,12 +447,14 @@ impl Account {
                     let next = match (tasks.get(id), &watched.seen) {
                         (Some(task), _) => Some(Seen::Present(task.clone())),
                         (None, _) if !complete => None,
-                        (None, Some(Seen::Missing(n))) => Some(if *n >= 1 { Seen::Absent } else { Seen::Missing(n + 1) }),
-                        (None, Some(Seen::Absent)) => Some(Seen::Absent),
-                        (None, _) => Some(Seen::Missing(1)),
+                        (None, Some(Seen::Missing(_) | Seen::Absent)) => Some(Seen::Absent),
+                        (None, Some(Seen::Present(last))) => Some(Seen::Missing(Some(last.clone()))),
+                        (None, None) => Some(Seen::Missing(None)),
                     };
                     let Some(next) = next else { continue };
-                    let changed = recovered || !same(&watched.seen, &next);
+                    // A first sighting wakes nobody: whoever registered the task waits for this
+                    // refresh itself (waking it would make an ended resource loop on itself).
+                    let changed = recovered || (watched.seen.is_some() && !same(&watched.seen, &next));
                     watched.seen = Some(next);
                     watched.seen_at = refreshes;
                     if changed {
@@ -412,14 +465,15 @@ impl Account {
                 }
             }
             Err(e) => {
-                let first = state.last_error.is_none();
-                state.last_error = Some(e);
-                for watched in state.watched.values_mut() {
-                    watched.seen_at = refreshes;
-                    if first {
+                // The view keeps its age (it is not fresher for a failed look); owners are woken
+                // once, on the first failure, to report it.
+                if state.last_error.is_none() {
+                    tracing::warn!(error = %e, "observing the account's tasks failed; retrying every tick");
+                    for watched in state.watched.values() {
                         let _ = self.triggers.send(watched.owner.clone());
                     }
                 }
+                state.last_error = Some(e);
             }
         }
         for (id, fetched) in stats {
@@ -438,7 +492,7 @@ impl Account {
         let mut offset = 0u32;
         let total = loop {
             let query = ListQuery { offset: Some(offset), limit: Some(PAGE), name: None };
-            let page = self.call(|c| async move { c.list_migration_tasks(&query).await }).await?;
+            let page = self.look(|c| async move { c.list_migration_tasks(&query).await }).await?;
             let total = page.count.unwrap_or(0) as usize;
             let rows = page.migration_tasks.len();
             for row in &page.migration_tasks {
@@ -472,7 +526,7 @@ impl Account {
 
     async fn show_quiet(&self, id: &str) -> Result<Option<RemoteTask>, DcsError> {
         let owned = id.to_owned();
-        match self.call(|c| async move { c.show_migration_task(&owned).await }).await {
+        match self.look(|c| async move { c.show_migration_task(&owned).await }).await {
             Ok(task) => Ok(Some(from_detail(&task, id))),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
@@ -496,7 +550,7 @@ impl Account {
         };
         let fetches = due.into_iter().map(|id| async move {
             let owned = id.clone();
-            let result = self.call(|c| async move { c.show_migration_task_stats(&owned).await }).await;
+            let result = self.look(|c| async move { c.show_migration_task_stats(&owned).await }).await;
             (id, result)
         });
         futures::future::join_all(fetches)
@@ -532,7 +586,8 @@ fn remote_of(seen: &Seen) -> Remote {
     match seen {
         Seen::Present(t) => Remote::Present(t.clone()),
         Seen::Absent => Remote::Absent,
-        Seen::Missing(_) => Remote::NotLookedUp,
+        Seen::Missing(Some(last)) => Remote::Present(last.clone()),
+        Seen::Missing(None) => Remote::NotLookedUp,
     }
 }
 

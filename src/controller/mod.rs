@@ -13,6 +13,8 @@ pub mod secrets;
 pub mod status;
 
 use crate::crd::RedisMigration;
+use crate::metrics::Metrics;
+use crate::server::Health;
 use context::{Context, Settings};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
@@ -23,6 +25,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Finalizer that guarantees the remote task is handled before the resource goes.
@@ -45,6 +48,10 @@ pub struct RunConfig {
     pub defaults: credentials::Defaults,
     pub accounts: account::Settings,
     pub settings: Settings,
+    /// Reconciles, DCS calls, resources by phase and queue depth are reported here.
+    pub metrics: Arc<Metrics>,
+    /// Told when the RedisMigration cache has synced (`/readyz`).
+    pub health: Arc<Health>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -66,7 +73,7 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
     let (sweeps, swept) = mpsc::unbounded_channel();
     let ctx = Arc::new(Context::new(
         client.clone(),
-        account::Accounts::new(config.accounts, triggers),
+        account::Accounts::new(config.accounts, triggers).with_observer(config.metrics.clone()),
         config.defaults,
         recorder,
         config.settings,
@@ -75,6 +82,8 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
 
     let controller = Controller::new(api, watcher_config);
     let store = controller.store();
+    config.metrics.watch_store(store.clone());
+    tokio::spawn(report_synced(store.clone(), config.health.clone()));
     tokio::spawn(secrets::sweep(client, store.clone(), swept, sweeps));
     // Secrets are watched by metadata only (no data, no cache) and mapped to the resources that
     // reference them by name, so a fixed or rotated Secret wakes exactly those.
@@ -82,12 +91,31 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
     let secret_events = watcher(secrets, watcher::Config::default())
         .touched_objects()
         .inspect_ok(move |secret| guard_ctx.guard.observe(secret));
-    let woken = futures::stream::unfold(woken, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+    let backlog = config.metrics.clone();
+    let woken = futures::stream::unfold(woken, move |mut rx| {
+        let backlog = backlog.clone();
+        async move {
+            let next = rx.recv().await;
+            backlog.set_backlog(rx.len());
+            next.map(|r| (r, rx))
+        }
+    });
+    let metrics = config.metrics.clone();
+    let measured = move |rm: Arc<RedisMigration>, ctx: Arc<Context>| {
+        let metrics = metrics.clone();
+        async move {
+            let _in_flight = metrics.reconcile_started();
+            let started = Instant::now();
+            let result = reconcile::reconcile(rm, ctx).await;
+            metrics.reconciled(result.is_ok(), started.elapsed());
+            result
+        }
+    };
     controller
         .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| referencing(&store, &secret))
         .reconcile_on(woken)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, ctx)
+        .run(measured, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::trace!(%object, "reconciled"),
@@ -95,6 +123,21 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
             }
         })
         .await;
+}
+
+/// Marks the replica ready once the RedisMigration cache holds the complete initial list.
+/// Store readiness wakes only one of its waiters (the controller and the Secret sweep wait on it
+/// too), so it is polled rather than awaited once.
+async fn report_synced(store: Store<RedisMigration>, health: Arc<Health>) {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+            Ok(Ok(())) => break,
+            Ok(Err(_)) => return,
+            Err(_) => {}
+        }
+    }
+    tracing::info!(resources = store.state().len(), "the RedisMigration watch has synced");
+    health.set_synced();
 }
 
 /// The resources in the Secret's namespace that reference it.

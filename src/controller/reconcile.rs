@@ -315,6 +315,7 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
                 pass.report(&remote, None, None, handled).await?;
                 crate::crash::point("adopt-recorded");
                 pass.clear_annotation(ANNOTATION_CREATE_PENDING).await?;
+                mark = CreateMark::None;
                 pass.event(EventType::Normal, "Adopted", "Adopt", format!("adopted the existing remote task {id} named {}", pass.task_name)).await;
             }
             Step::ClearCreateMark => {
@@ -331,6 +332,7 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
                     pass.report(&Remote::Present(RemoteTask { task_id: id.clone(), task_name: Some(pass.task_name.clone()), ..Default::default() }), None, None, handled).await?;
                     crate::crash::point("create-recorded");
                     pass.clear_annotation(ANNOTATION_CREATE_PENDING).await?;
+                    mark = CreateMark::None;
                     crate::crash::point("create-mark-cleared");
                     pass.event(EventType::Normal, "Created", "Create", format!("created the remote task {id} named {}", pass.task_name)).await;
                     remote = Remote::NotLookedUp;
@@ -350,7 +352,15 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
                     record(&account, &remote, &pass);
                     pass.event(EventType::Normal, "Configured", "Configure", "configured the online migration".into()).await;
                 }
-                Err(p) => problem = Some(p),
+                Err(Configure::Refused(p)) => problem = Some(p),
+                // No readable answer, or "not allowed in the current state" (a configure whose
+                // answer was lost already went through): look again before anything else.
+                Err(Configure::Unknown(p)) => {
+                    account.touched(&task_id_of(&remote));
+                    problem = p;
+                    requeue = Some(ctx.settings.tick);
+                    break;
+                }
             },
             Step::UpdateResumeMode(mode) => {
                 let id = task_id_of(&remote);
@@ -367,7 +377,10 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
             Step::Stop => {
                 let id = task_id_of(&remote);
                 match account.stop(&id).await {
-                    Ok(Outcome::Accepted) => set_remote_status(&mut remote, TaskStatus::new("TERMINATING")),
+                    Ok(Outcome::Accepted) => {
+                        crate::crash::point("stop-sent");
+                        set_remote_status(&mut remote, TaskStatus::new("TERMINATING"));
+                    }
                     // Ended meanwhile, or gone: the next observation tells.
                     Ok(Outcome::WrongState(_)) => {}
                     Ok(Outcome::Gone) => remote = Remote::Absent,
@@ -420,7 +433,10 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
             Step::Restart => {
                 let id = task_id_of(&remote);
                 match account.restart(&id).await {
-                    Ok(Outcome::Accepted) => set_remote_status(&mut remote, TaskStatus::new("FULLMIGRATING")),
+                    Ok(Outcome::Accepted) => {
+                        crate::crash::point("restart-sent");
+                        set_remote_status(&mut remote, TaskStatus::new("FULLMIGRATING"));
+                    }
                     Ok(Outcome::Gone) => remote = Remote::Absent,
                     Ok(Outcome::WrongState(message) | Outcome::Failed(message)) => {
                         problem = Some(Problem::Transient(format!("restarting task {id}: {message}")))
@@ -443,11 +459,12 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     if let Some(Problem::Transient(message)) = problem {
         return Err(Error::Transient(message));
     }
-    let phase = pass.written.phase;
-    if let (Some(p), Remote::Present(task)) = (phase, &remote)
-        && matches!(p, Phase::Succeeded | Phase::Failed | Phase::Terminated) {
-            account.unwatch(&task.task_id);
-        }
+    // Ended (or gone): the account loop stops looking; the resync looks again.
+    if matches!(pass.written.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Terminated))
+        && let Some(id) = known_task_id(&pass.rm.spec, &pass.written)
+    {
+        account.unwatch(id);
+    }
     Ok(Action::requeue(requeue.unwrap_or_else(|| next_requeue(&pass, problem.as_ref()))))
 }
 
@@ -614,13 +631,22 @@ async fn create(pass: &Pass<'_>, account: &Account) -> Result<String, DcsError> 
     }
 }
 
+/// Why a configure did not report a new state.
+enum Configure {
+    /// It did not take effect: refused, not sent, or not buildable (a password Secret is missing).
+    Refused(Problem),
+    /// It may have taken effect: no readable answer (with the transient problem, if any), or
+    /// DCS.4957 (the task no longer awaits configuration).
+    Unknown(Option<Problem>),
+}
+
 /// Configures an online task that awaits configuration; answers the status word it reported.
-async fn configure(pass: &Pass<'_>, account: &Account, remote: &Remote) -> Result<TaskStatus, Problem> {
+async fn configure(pass: &Pass<'_>, account: &Account, remote: &Remote) -> Result<TaskStatus, Configure> {
     let spec = &pass.rm.spec;
     let Some(source) = &spec.source else {
-        return Err(Problem::InvalidSpec(
+        return Err(Configure::Refused(Problem::InvalidSpec(
             "the adopted task awaits configuration but spec.source is not set".into(),
-        ));
+        )));
     };
     let instance = |endpoint: &crate::crd::RedisEndpoint, password| ConfigMigrationInstanceBody {
         id: endpoint.instance_id.clone(),
@@ -629,7 +655,10 @@ async fn configure(pass: &Pass<'_>, account: &Account, remote: &Remote) -> Resul
     };
     let read = |reference: Option<crate::crd::SecretKeyRef>| async move {
         match reference {
-            Some(r) => credentials::password(&r, &pass.namespace, &pass.secrets).await.map(Some).map_err(|e| credential_problem(&e)),
+            Some(r) => credentials::password(&r, &pass.namespace, &pass.secrets)
+                .await
+                .map(Some)
+                .map_err(|e| Configure::Refused(credential_problem(&e))),
             None => Ok(None),
         }
     };
@@ -647,9 +676,12 @@ async fn configure(pass: &Pass<'_>, account: &Account, remote: &Remote) -> Resul
         target_instance: instance(&spec.target, target_password),
     };
     let id = task_id_of(remote);
-    account
-        .call(|c| async move { c.set_online_migration_task(&id, &body).await })
-        .await
-        .map(|accepted| accepted.status)
-        .map_err(|e| dcs_problem(&e))
+    match account.call(|c| async move { c.set_online_migration_task(&id, &body).await }).await {
+        Ok(accepted) => Ok(accepted.status),
+        Err(e) if e.code() == Some("DCS.4957") => Err(Configure::Unknown(None)),
+        Err(e) if (e.is_transient() && !e.certainly_not_applied()) || matches!(e, DcsError::Decode { .. }) => {
+            Err(Configure::Unknown(Some(dcs_problem(&e))))
+        }
+        Err(e) => Err(Configure::Refused(dcs_problem(&e))),
+    }
 }

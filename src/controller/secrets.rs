@@ -64,8 +64,14 @@ impl Guard {
             let mut finalizers = meta.finalizers().to_vec();
             finalizers.push(SECRET_FINALIZER.to_owned());
             let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version()}});
-            api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-            self.protected.lock().expect("protected lock").insert((ns.clone(), name.to_owned()));
+            match api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => {
+                    self.protected.lock().expect("protected lock").insert((ns.clone(), name.to_owned()));
+                }
+                // Another reconcile protected it (or it changed) meanwhile: the next pass looks again.
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

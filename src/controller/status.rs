@@ -153,6 +153,17 @@ impl Verdict {
 /// on change.
 pub fn compute(facts: &Facts<'_>) -> RedisMigrationStatus {
     let mut status = facts.prior.clone();
+    let task_known = status.task_id.is_some() || facts.spec.online.as_ref().is_some_and(|o| o.task_id.is_some());
+    let learnt_nothing = task_known && matches!(facts.remote, Remote::NotLookedUp) && !facts.paused && !facts.deleting;
+    if learnt_nothing && facts.problem.is_none_or(|p| p.stall_reason().is_none()) {
+        // Nothing was learnt about the task in this pass: what status says still stands, but for
+        // a failed exchange with the API (throttling, 5xx, network, an unreadable answer).
+        if let Some(problem) = facts.problem {
+            let time = Time(facts.now);
+            set_condition(&mut status.conditions, condition::SYNCED, false, problem.synced_reason(), problem.message(), facts.generation, &time);
+        }
+        return status;
+    }
     if let Remote::Present(task) = facts.remote {
         mirror_remote(&mut status, task);
     } else if status.task_name.is_none() {
@@ -554,6 +565,16 @@ mod tests {
         check(&compute(&facts(&online, &failed, &remote)), &row(Phase::Failed, "False", reason::FAILED, "False", "True"), "failed then released");
         let succeeded = RedisMigrationStatus { phase: Some(Phase::Succeeded), ..failed };
         check(&compute(&facts(&online, &succeeded, &remote)), &row(Phase::Succeeded, "True", reason::SUCCEEDED, "False", "False"), "succeeded then released");
+    }
+
+    #[test]
+    fn a_pass_that_learnt_nothing_about_a_known_task_changes_nothing() {
+        let online = spec(MigrationType::Online);
+        let gone = Remote::Absent;
+        let prior = RedisMigrationStatus { task_id: Some("t1".into()), ..Default::default() };
+        let reported = compute(&facts(&online, &prior, &gone));
+        let nothing = Remote::NotLookedUp;
+        assert_eq!(compute(&facts(&online, &reported, &nothing)), reported);
     }
 
     #[test]

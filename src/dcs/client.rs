@@ -89,6 +89,17 @@ impl ClientConfig {
     }
 }
 
+/// Told about every HTTP exchange of a client (each attempt, retries included) and every retry,
+/// for metrics. It sees the operation and a bounded outcome code only: never a body, header or id.
+pub trait CallObserver: Send + Sync {
+    /// One exchange ended. `code`: the HTTP status of a success; the `DCS.xxxx`/`APIGW.xxxx`
+    /// code of an error answer (the HTTP status when the body had no well-formed code);
+    /// `network` when no answer arrived.
+    fn exchanged(&self, operation: Operation, code: &str);
+    /// The call is about to be sent again after a transient failure.
+    fn retrying(&self, operation: Operation);
+}
+
 /// A DCS API client. Cloning is cheap and shares the connection pool and the rate limit.
 #[derive(Clone)]
 pub struct DcsClient {
@@ -98,7 +109,8 @@ pub struct DcsClient {
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
-    limiter: DefaultDirectRateLimiter,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl std::fmt::Debug for DcsClient {
@@ -147,6 +159,25 @@ fn segment(raw: &str) -> String {
 impl DcsClient {
     /// Builds a client. Fails only on an unusable rate limit or TLS setup.
     pub fn new(config: ClientConfig) -> Result<Self, DcsError> {
+        Self::build(config, None)
+    }
+
+    /// Builds a client whose exchanges and retries are reported to `observer`.
+    pub fn with_observer(config: ClientConfig, observer: Arc<dyn CallObserver>) -> Result<Self, DcsError> {
+        Self::build(config, Some(observer))
+    }
+
+    /// The same client (connections, rate limit, observer) with another retry policy, e.g. for
+    /// calls that are repeated on a schedule anyway and should fail fast.
+    pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        let inner = &self.inner;
+        let config = ClientConfig { retry, ..inner.config.clone() };
+        Self {
+            inner: Arc::new(Inner { http: inner.http.clone(), config, limiter: inner.limiter.clone(), observer: inner.observer.clone() }),
+        }
+    }
+
+    fn build(config: ClientConfig, observer: Option<Arc<dyn CallObserver>>) -> Result<Self, DcsError> {
         let RateLimit { qps, burst } = config.rate_limit;
         let burst = NonZeroU32::new(burst.max(1)).expect("max(1) is non-zero");
         let quota = (qps.is_finite() && qps > 0.0)
@@ -160,7 +191,7 @@ impl DcsClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| DcsError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { inner: Arc::new(Inner { http, config, limiter: RateLimiter::direct(quota) }) })
+        Ok(Self { inner: Arc::new(Inner { http, config, limiter: Arc::new(RateLimiter::direct(quota)), observer }) })
     }
 
     /// The endpoint this client talks to.
@@ -310,14 +341,29 @@ impl DcsClient {
             .retry(backoff)
             .when(|e: &DcsError| e.is_transient() && (operation.is_idempotent() || e.certainly_not_applied()))
             .notify(|e: &DcsError, delay: Duration| {
+                if let Some(observer) = &self.inner.observer {
+                    observer.retrying(operation);
+                }
                 tracing::debug!(%operation, class = e.class().as_str(), code = e.code(), ?delay, "retrying DCS call");
             })
             .await?;
         decode(operation, status, &body)
     }
 
-    /// One signed HTTP exchange, after waiting for the rate limiter.
+    /// One signed HTTP exchange, after waiting for the rate limiter, reported to the observer.
     async fn attempt(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
+        let result = self.exchange(call).await;
+        if let Some(observer) = &self.inner.observer {
+            let code = match &result {
+                Ok((status, _)) => status.to_string(),
+                Err(e) => outcome_code(e),
+            };
+            observer.exchanged(call.operation, &code);
+        }
+        result
+    }
+
+    async fn exchange(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
         let config = &self.inner.config;
         self.inner.limiter.until_ready().await;
         let operation = call.operation;
@@ -378,6 +424,21 @@ impl DcsClient {
     }
 }
 
+/// The bounded label of a failed exchange: a well-formed `DCS.nnnn`/`APIGW.nnnn` code, else the
+/// HTTP status, else `network`. Whatever else a body says never becomes a label.
+fn outcome_code(e: &DcsError) -> String {
+    let well_formed = |code: &str| {
+        code.split_once('.').is_some_and(|(prefix, digits)| {
+            matches!(prefix, "DCS" | "APIGW") && (1..=6).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    match (e.code(), e.http_status()) {
+        (Some(code), _) if well_formed(code) => code.to_owned(),
+        (_, Some(status)) => status.to_string(),
+        _ => "network".to_owned(),
+    }
+}
+
 fn network_error(operation: Operation, e: &reqwest::Error) -> DcsError {
     use std::error::Error as _;
     let mut detail = if e.is_timeout() { "timed out".to_owned() } else { String::new() };
@@ -434,6 +495,20 @@ mod tests {
         let text = err.to_string();
         assert!(!text.contains("s3cr3t"), "{text}");
         assert!(text.contains("ListMigrationTask"), "{text}");
+    }
+
+    #[test]
+    fn outcome_codes_are_bounded() {
+        let api = |status, code: &str| DcsError::Api {
+            operation: Operation::ShowMigrationTask,
+            error: crate::dcs::ApiError { status, code: code.into(), message: String::new(), request_id: None },
+        };
+        assert_eq!(outcome_code(&api(400, "DCS.4133")), "DCS.4133");
+        assert_eq!(outcome_code(&api(429, "APIGW.0308")), "APIGW.0308");
+        assert_eq!(outcome_code(&api(500, "anything the body says 123")), "500");
+        assert_eq!(outcome_code(&api(500, "DCS.12ab")), "500");
+        let net = DcsError::Network { operation: Operation::ShowMigrationTask, sent: true, detail: "reset".into() };
+        assert_eq!(outcome_code(&net), "network");
     }
 
     #[test]

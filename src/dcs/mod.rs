@@ -10,7 +10,7 @@ pub mod model;
 pub mod operation;
 pub mod signer;
 
-pub use client::{ClientConfig, DcsClient, RateLimit, RetryPolicy};
+pub use client::{CallObserver, ClientConfig, DcsClient, RateLimit, RetryPolicy};
 pub use credentials::Credentials;
 pub use endpoint::Endpoint;
 pub use error::{ApiError, DcsError, ErrorClass};

@@ -51,6 +51,7 @@ pub struct Env {
     pub secret_key: String,
     pub secrets: Vec<String>,
     http: reqwest::Client,
+    phase: Duration,
 }
 
 impl Env {
@@ -61,7 +62,7 @@ impl Env {
         let ns = support::fresh_namespace(hint).await;
         let secret_key = secret_value("SK");
         let sim = simulator::spawn(simulator::Config::new(AK, &secret_key, PROJECT).with_phase(phase)).expect("simulator");
-        let mut env = Self { ns, sim, secret_key: secret_key.clone(), secrets: vec![secret_key.clone()], http: reqwest::Client::new() };
+        let mut env = Self { ns, sim, secret_key: secret_key.clone(), secrets: vec![secret_key.clone()], http: reqwest::Client::new(), phase };
         env.put_secret("dcs-credentials", &[("accessKey", AK), ("secretKey", &secret_key), ("projectId", PROJECT)]).await;
         let (source, target) = (secret_value("SourcePw"), secret_value("TargetPw"));
         env.put_secret("redis-passwords", &[("source", &source), ("target", &target)]).await;
@@ -71,6 +72,29 @@ impl Env {
 
     pub fn url(&self) -> String {
         self.sim.url()
+    }
+
+    /// Stops the simulator and starts a new one on the same port with the same key and timings:
+    /// every task is gone (a simulator restarted with its state lost); clients see refused
+    /// connections for `outage`.
+    pub fn restart_simulator_with_state_lost(&mut self, outage: Duration) {
+        let addr = self.sim.addr();
+        let config = simulator::Config::new(AK, &self.secret_key, PROJECT).with_phase(self.phase);
+        let placeholder = simulator::spawn(config.clone()).expect("simulator");
+        std::mem::replace(&mut self.sim, placeholder).shutdown();
+        std::thread::sleep(outage);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let restarted = loop {
+            match simulator::spawn_at(config.clone(), addr) {
+                Ok(sim) => break sim,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("rebinding {addr}: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("the simulator cannot listen on {addr} again: {e}"),
+            }
+        };
+        std::mem::replace(&mut self.sim, restarted).shutdown();
     }
 
     pub async fn client(&self) -> kube::Client {
@@ -204,6 +228,11 @@ impl Env {
     /// Fails if any registered secret value appears in the operator's log, the namespace's
     /// Events, the resources' statuses, or `kubectl describe`.
     pub fn assert_no_secret_leaked(&self, operator_logs: &[String]) {
+        self.assert_no_secret_leaked_in(operator_logs, &[]);
+    }
+
+    /// `assert_no_secret_leaked`, plus other texts (a `/metrics` scrape, error outputs) named by place.
+    pub fn assert_no_secret_leaked_in(&self, operator_logs: &[String], others: &[(&str, String)]) {
         let events = self.kubectl(&["get", "events", "-o", "json"]);
         let statuses = self.kubectl(&["get", "rmig", "-o", "json"]);
         let describe = self.kubectl(&["describe", "rmig"]);
@@ -214,6 +243,9 @@ impl Env {
         ];
         for log in operator_logs {
             places.push(("operator log", log.clone()));
+        }
+        for (place, text) in others {
+            places.push((place, text.clone()));
         }
         for secret in &self.secrets {
             for (place, text) in &places {
@@ -272,7 +304,8 @@ impl Operator {
         Self::start_with_kubeconfig(env, kubeconfig, args, vars)
     }
 
-    fn start_with_kubeconfig(env: &Env, kubeconfig: PathBuf, args: &[&str], vars: &[(&str, &str)]) -> Self {
+    /// Starts the operator with a kubeconfig of the test's choosing (e.g. a restricted identity).
+    pub fn start_with_kubeconfig(env: &Env, kubeconfig: PathBuf, args: &[&str], vars: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!("dcs-operator-{}-{}.log", env.ns, rand::random::<u32>()));
         let mut op = Self {
             child: spawn_with_kubeconfig(&env.ns, &log, args, vars, &kubeconfig),
@@ -287,10 +320,36 @@ impl Operator {
         op
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM (as Kubernetes does to stop a pod); the process stays to be waited for.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill -TERM {}", self.pid());
+    }
+
     /// SIGKILLs the process.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The exit status if the process has ended, without waiting.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// How many times the process was started again.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// The log file all incarnations append to.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// Waits for the process to end by itself (a crash point), at most `timeout`.
@@ -331,10 +390,24 @@ fn spawn(ns: &str, log: &Path, args: &[&str], vars: &[(&str, &str)]) -> Child {
     spawn_with_kubeconfig(ns, log, args, vars, &support::control_plane().kubeconfig())
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (for `--metrics-addr` / `--probe-addr`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 fn spawn_with_kubeconfig(ns: &str, log: &Path, args: &[&str], vars: &[(&str, &str)], kubeconfig: &Path) -> Child {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("operator log file");
+    // Many operators run at once: unless a test picks them, the metrics and probe listeners take
+    // any free port instead of the fixed defaults.
+    let mut listeners = Vec::new();
+    for flag in ["--metrics-addr", "--probe-addr"] {
+        if !args.iter().any(|a| *a == flag || a.starts_with(&format!("{flag}="))) {
+            listeners.extend([flag, "127.0.0.1:0"]);
+        }
+    }
     Command::new(env!("CARGO_BIN_EXE_dcs-migration-operator"))
         .args(["run", "--watch-namespace", ns, "--tick", "300ms", "--create-grace", "2s"])
+        .args(&listeners)
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,dcs_migration_operator=debug")
