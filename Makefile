@@ -3,6 +3,7 @@
 #   make test        every test (CI runs exactly this)
 #   make control-plane   build/reuse kube-apiserver, etcd and helm for the tests (cached)
 #   make bench       the benchmarks
+#   make chaos       the long chaos suite (make test runs a short form)
 #   make crds        regenerate crds/ from the Rust types (a test fails when they drift)
 
 SHELL := /bin/bash
@@ -13,7 +14,7 @@ export CARGO_TERM_COLOR ?= never
 # Tests build the operator with its crash points armed (tests/crash_safety.rs kills it at them).
 TEST_FEATURES := --features crash-points
 
-.PHONY: all build test test-rust test-python control-plane python-deps demo demo-down bench crds deploy reference image test-as-chart-identity
+.PHONY: all build test test-rust test-python control-plane python-deps demo demo-down bench chaos crds deploy reference image test-as-chart-identity
 
 all: build
 
@@ -64,6 +65,11 @@ demo: build control-plane
 
 demo-down:
 	scripts/demo down
+
+# The long chaos suite: >= 50 random kills, minutes of fault storms (CHAOS_SEED=N replays the kills).
+# make test runs the same files in their short form.
+chaos: control-plane
+	CHAOS_FULL=1 cargo test $(TEST_FEATURES) --no-fail-fast --test chaos --test chaos_control_plane --test hostile -- --nocapture
 
 bench:
 	cargo bench --bench signing
