@@ -94,7 +94,8 @@ mod armed {
                     Target::Random { seed, .. } => *seed,
                     Target::Named { .. } => 0,
                 };
-                *STATE.lock().unwrap_or_else(|p| p.into_inner()) = Some(Armed { target, passed: 0, draws: Draws::new(seed) });
+                *STATE.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Armed { target, passed: 0, draws: Draws::new(seed) });
             }
         });
         let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
@@ -114,7 +115,10 @@ mod armed {
                 armed.passed += 1;
                 let hit = armed.draws.next_unit() * 100.0 < *percent;
                 if hit {
-                    eprintln!("crash point {name} reached (random {seed}, passage {}): killing the process", armed.passed);
+                    eprintln!(
+                        "crash point {name} reached (random {seed}, passage {}): killing the process",
+                        armed.passed
+                    );
                 }
                 hit
             }
@@ -150,8 +154,14 @@ mod tests {
 
     #[test]
     fn draws_are_reproducible_and_near_the_asked_rate() {
-        let a: Vec<f64> = { let mut d = Draws::new(7); (0..5).map(|_| d.next_unit()).collect() };
-        let b: Vec<f64> = { let mut d = Draws::new(7); (0..5).map(|_| d.next_unit()).collect() };
+        let a: Vec<f64> = {
+            let mut d = Draws::new(7);
+            (0..5).map(|_| d.next_unit()).collect()
+        };
+        let b: Vec<f64> = {
+            let mut d = Draws::new(7);
+            (0..5).map(|_| d.next_unit()).collect()
+        };
         assert_eq!(a, b);
         let mut d = Draws::new(99);
         let hits = (0..100_000).filter(|_| d.next_unit() * 100.0 < 10.0).count();

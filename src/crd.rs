@@ -332,7 +332,10 @@ pub struct RedisEndpoint {
     pub instance_id: Option<String>,
     /// Self-hosted Redis as `ip:port[,ip:port...]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024), regex(pattern = r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}(,[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5})*$"))]
+    #[schemars(
+        length(max = 1024),
+        regex(pattern = r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}(,[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5})*$")
+    )]
     pub address: Option<String>,
     /// Key of a Secret holding the Redis password. Read when the task is created or
     /// configured; never copied into status.
@@ -523,7 +526,12 @@ mod tests {
                 for (name, child) in props {
                     let child_path = format!("{path}.{name}");
                     let documented = child.get("description").and_then(|d| d.as_str()).is_some_and(|d| !d.is_empty());
-                    if !documented && !child_path.starts_with(".status.conditions") && child_path != ".metadata" && child_path != ".apiVersion" && child_path != ".kind" {
+                    if !documented
+                        && !child_path.starts_with(".status.conditions")
+                        && child_path != ".metadata"
+                        && child_path != ".apiVersion"
+                        && child_path != ".kind"
+                    {
                         out.push(child_path.clone());
                     }
                     walk(&child_path, child, out);
@@ -534,6 +542,9 @@ mod tests {
             }
         }
         walk("", schema, &mut undocumented);
-        assert!(undocumented.is_empty(), "fields without a description (kubectl explain shows nothing): {undocumented:?}");
+        assert!(
+            undocumented.is_empty(),
+            "fields without a description (kubectl explain shows nothing): {undocumented:?}"
+        );
     }
 }

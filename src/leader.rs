@@ -134,7 +134,11 @@ impl Elector {
         loop {
             match self.try_acquire_or_renew().await {
                 Ok(Attempt::Holding) => {
-                    tracing::info!(lease = self.settings.name, identity = self.settings.identity, "acquired the lease: this replica leads");
+                    tracing::info!(
+                        lease = self.settings.name,
+                        identity = self.settings.identity,
+                        "acquired the lease: this replica leads"
+                    );
                     return;
                 }
                 Ok(Attempt::HeldBy(holder)) => {
@@ -145,7 +149,9 @@ impl Elector {
                     last_holder = Some(holder);
                 }
                 Ok(Attempt::Conflict) => continue,
-                Err(e) => tracing::warn!(lease = self.settings.name, error = %e, "cannot read or take the lease; retrying"),
+                Err(e) => {
+                    tracing::warn!(lease = self.settings.name, error = %e, "cannot read or take the lease; retrying")
+                }
             }
             tokio::time::sleep(jittered(self.settings.retry_every)).await;
         }
@@ -169,7 +175,8 @@ impl Elector {
                         if Instant::now() + self.settings.retry_every.min(Duration::from_millis(500)) >= deadline {
                             return Lost::RenewDeadline(e.to_string());
                         }
-                        let retry = (Instant::now() + self.settings.retry_every.min(Duration::from_millis(500))).min(deadline);
+                        let retry =
+                            (Instant::now() + self.settings.retry_every.min(Duration::from_millis(500))).min(deadline);
                         tokio::time::sleep_until(retry).await;
                     }
                     Err(_) => return Lost::RenewDeadline("the renewal timed out".into()),
@@ -230,7 +237,8 @@ impl Elector {
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let mine = holder.as_deref() == Some(me.as_str());
         if let Some(other) = holder.as_ref().filter(|_| !mine) {
-            let lease_for = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(duration_s).max(1).unsigned_abs().into());
+            let lease_for =
+                Duration::from_secs(spec.lease_duration_seconds.unwrap_or(duration_s).max(1).unsigned_abs().into());
             let unchanged_since = self.observed.as_ref().map_or(sent, |(_, at)| *at);
             if unchanged_since + lease_for > sent {
                 return Ok(Attempt::HeldBy(other.clone()));

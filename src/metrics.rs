@@ -124,7 +124,11 @@ impl Metrics {
             "DCS calls sent again after a transient failure (throttling, 5xx, network), by SDK operation",
             dcs_retries.clone(),
         );
-        registry.register("dcs_migration_resources", "RedisMigrations by status phase (leader only)", resources.clone());
+        registry.register(
+            "dcs_migration_resources",
+            "RedisMigrations by status phase (leader only)",
+            resources.clone(),
+        );
         registry.register(
             "dcs_migration_resources_stalled",
             "RedisMigrations whose Stalled condition is True (leader only)",

@@ -10,7 +10,10 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 fn resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("dcs.migration.io", "v1alpha1", "RedisMigration"), "redismigrations")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("dcs.migration.io", "v1alpha1", "RedisMigration"),
+        "redismigrations",
+    )
 }
 
 fn online() -> Value {
@@ -76,37 +79,136 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
     vec![
         ("unknown type", mutate(online(), json!({"spec": {"type": "Sideways"}})), "spec.type"),
         ("unknown method", mutate(online(), json!({"spec": {"method": "Partial"}})), "spec.method"),
-        ("backup import with incremental method", mutate(import(), json!({"spec": {"method": "Incremental"}})), "spec.method"),
-        ("backup import without backupImport", mutate(import(), json!({"spec": {"backupImport": null}})), "spec.backupImport"),
-        ("backup import with an online section", mutate(import(), json!({"spec": {"online": {"taskId": "90754308a156406fa8378f852f38a646"}}})), "spec.online"),
-        ("backup import with a source", mutate(import(), json!({"spec": {"source": {"address": "10.0.0.1:6379"}}})), "spec.source"),
-        ("backup import into an address", mutate(import(), json!({"spec": {"target": {"instanceId": null, "address": "10.0.0.2:6379"}}})), "spec.target"),
-        ("OBS import without files", mutate(import(), json!({"spec": {"backupImport": {"files": null}}})), "spec.backupImport"),
-        ("backup record without backupId", mutate(import(), json!({"spec": {"backupImport": {"source": "BackupRecord", "bucket": null, "files": null}}})), "spec.backupImport.backupId"),
+        (
+            "backup import with incremental method",
+            mutate(import(), json!({"spec": {"method": "Incremental"}})),
+            "spec.method",
+        ),
+        (
+            "backup import without backupImport",
+            mutate(import(), json!({"spec": {"backupImport": null}})),
+            "spec.backupImport",
+        ),
+        (
+            "backup import with an online section",
+            mutate(import(), json!({"spec": {"online": {"taskId": "90754308a156406fa8378f852f38a646"}}})),
+            "spec.online",
+        ),
+        (
+            "backup import with a source",
+            mutate(import(), json!({"spec": {"source": {"address": "10.0.0.1:6379"}}})),
+            "spec.source",
+        ),
+        (
+            "backup import into an address",
+            mutate(import(), json!({"spec": {"target": {"instanceId": null, "address": "10.0.0.2:6379"}}})),
+            "spec.target",
+        ),
+        (
+            "OBS import without files",
+            mutate(import(), json!({"spec": {"backupImport": {"files": null}}})),
+            "spec.backupImport",
+        ),
+        (
+            "backup record without backupId",
+            mutate(
+                import(),
+                json!({"spec": {"backupImport": {"source": "BackupRecord", "bucket": null, "files": null}}}),
+            ),
+            "spec.backupImport.backupId",
+        ),
         ("online without online section", mutate(online(), json!({"spec": {"online": null}})), "spec.online"),
         ("online without source", mutate(online(), json!({"spec": {"source": null}})), "spec.source"),
-        ("online with both taskId and network", mutate(online(), json!({"spec": {"online": {"taskId": "90754308a156406fa8378f852f38a646"}}})), "spec.online"),
-        ("online with neither taskId nor network", mutate(online(), json!({"spec": {"online": {"network": null}}})), "spec.online"),
-        ("target with instanceId and address", mutate(online(), json!({"spec": {"target": {"address": "10.0.0.2:6379"}}})), "spec.target"),
-        ("source with neither instanceId nor address", mutate(online(), json!({"spec": {"source": {"address": null}}})), "spec.source"),
-        ("bandwidth 0", mutate(online(), json!({"spec": {"online": {"bandwidthLimitMB": 0}}})), "spec.online.bandwidthLimitMB"),
-        ("bandwidth 10241", mutate(online(), json!({"spec": {"online": {"bandwidthLimitMB": 10241}}})), "spec.online.bandwidthLimitMB"),
+        (
+            "online with both taskId and network",
+            mutate(online(), json!({"spec": {"online": {"taskId": "90754308a156406fa8378f852f38a646"}}})),
+            "spec.online",
+        ),
+        (
+            "online with neither taskId nor network",
+            mutate(online(), json!({"spec": {"online": {"network": null}}})),
+            "spec.online",
+        ),
+        (
+            "target with instanceId and address",
+            mutate(online(), json!({"spec": {"target": {"address": "10.0.0.2:6379"}}})),
+            "spec.target",
+        ),
+        (
+            "source with neither instanceId nor address",
+            mutate(online(), json!({"spec": {"source": {"address": null}}})),
+            "spec.source",
+        ),
+        (
+            "bandwidth 0",
+            mutate(online(), json!({"spec": {"online": {"bandwidthLimitMB": 0}}})),
+            "spec.online.bandwidthLimitMB",
+        ),
+        (
+            "bandwidth 10241",
+            mutate(online(), json!({"spec": {"online": {"bandwidthLimitMB": 10241}}})),
+            "spec.online.bandwidthLimitMB",
+        ),
         ("task name starting with a digit", mutate(online(), json!({"spec": {"taskName": "1task"}})), "spec.taskName"),
         ("task name too short", mutate(online(), json!({"spec": {"taskName": "abc"}})), "spec.taskName"),
         ("task name with a dot", mutate(online(), json!({"spec": {"taskName": "my.task"}})), "spec.taskName"),
-        ("malformed task id", mutate(online(), json!({"spec": {"online": {"network": null, "taskId": "not-a-task"}}})), "spec.online.taskId"),
-        ("malformed instance id", mutate(online(), json!({"spec": {"target": {"instanceId": "instance-1"}}})), "spec.target.instanceId"),
-        ("malformed address", mutate(online(), json!({"spec": {"source": {"address": "10.0.0.1"}}})), "spec.source.address"),
-        ("malformed vpc id", mutate(online(), json!({"spec": {"online": {"network": {"vpcId": "vpc-1"}}}})), "spec.online.network.vpcId"),
-        ("plain http endpoint off loopback", mutate(online(), json!({"spec": {"endpoint": "http://dcs.example.com"}})), "spec.endpoint"),
+        (
+            "malformed task id",
+            mutate(online(), json!({"spec": {"online": {"network": null, "taskId": "not-a-task"}}})),
+            "spec.online.taskId",
+        ),
+        (
+            "malformed instance id",
+            mutate(online(), json!({"spec": {"target": {"instanceId": "instance-1"}}})),
+            "spec.target.instanceId",
+        ),
+        (
+            "malformed address",
+            mutate(online(), json!({"spec": {"source": {"address": "10.0.0.1"}}})),
+            "spec.source.address",
+        ),
+        (
+            "malformed vpc id",
+            mutate(online(), json!({"spec": {"online": {"network": {"vpcId": "vpc-1"}}}})),
+            "spec.online.network.vpcId",
+        ),
+        (
+            "plain http endpoint off loopback",
+            mutate(online(), json!({"spec": {"endpoint": "http://dcs.example.com"}})),
+            "spec.endpoint",
+        ),
         ("endpoint that is not a URL", mutate(online(), json!({"spec": {"endpoint": "dcs example"}})), "spec.endpoint"),
         ("region with capitals", mutate(online(), json!({"spec": {"region": "CN-NORTH-4"}})), "spec.region"),
-        ("unknown deletion policy", mutate(online(), json!({"spec": {"deletionPolicy": "Keep"}})), "spec.deletionPolicy"),
-        ("switchover on a backup import", mutate(import(), json!({"spec": {"switchover": {"exchangeIps": ["10.0.0.1"]}}})), "spec.switchover"),
-        ("switchover with a non-IP", mutate(online(), json!({"spec": {"switchover": {"exchangeIps": ["host-a"]}}})), "spec.switchover.exchangeIps"),
-        ("progress deadline under a minute", mutate(online(), json!({"spec": {"progressDeadlineSeconds": 5}})), "spec.progressDeadlineSeconds"),
-        ("password reference without key", mutate(online(), json!({"spec": {"target": {"passwordSecretRef": {"name": "pw"}}}})), "spec.target.passwordSecretRef.key"),
-        ("credentials Secret with an invalid name", mutate(online(), json!({"spec": {"credentialsSecretRef": {"name": "Bad_Name"}}})), "spec.credentialsSecretRef.name"),
+        (
+            "unknown deletion policy",
+            mutate(online(), json!({"spec": {"deletionPolicy": "Keep"}})),
+            "spec.deletionPolicy",
+        ),
+        (
+            "switchover on a backup import",
+            mutate(import(), json!({"spec": {"switchover": {"exchangeIps": ["10.0.0.1"]}}})),
+            "spec.switchover",
+        ),
+        (
+            "switchover with a non-IP",
+            mutate(online(), json!({"spec": {"switchover": {"exchangeIps": ["host-a"]}}})),
+            "spec.switchover.exchangeIps",
+        ),
+        (
+            "progress deadline under a minute",
+            mutate(online(), json!({"spec": {"progressDeadlineSeconds": 5}})),
+            "spec.progressDeadlineSeconds",
+        ),
+        (
+            "password reference without key",
+            mutate(online(), json!({"spec": {"target": {"passwordSecretRef": {"name": "pw"}}}})),
+            "spec.target.passwordSecretRef.key",
+        ),
+        (
+            "credentials Secret with an invalid name",
+            mutate(online(), json!({"spec": {"credentialsSecretRef": {"name": "Bad_Name"}}})),
+            "spec.credentialsSecretRef.name",
+        ),
         ("missing region", mutate(online(), json!({"spec": {"region": null}})), "spec.region"),
         ("missing target", mutate(online(), json!({"spec": {"target": null}})), "spec.target"),
     ]
@@ -136,7 +238,9 @@ async fn invalid_manifests_are_refused_with_the_field_named() {
 
     for valid in [online(), import()] {
         let object: DynamicObject = serde_json::from_value(valid).unwrap();
-        api.create(&PostParams { dry_run: true, ..Default::default() }, &object).await.expect("the valid bases are accepted");
+        api.create(&PostParams { dry_run: true, ..Default::default() }, &object)
+            .await
+            .expect("the valid bases are accepted");
     }
 }
 
@@ -153,9 +257,13 @@ async fn fields_that_cannot_change_are_immutable_once_the_task_exists_and_mutabl
         .await
         .expect("before the task exists, the spec can be fixed");
 
-    api.patch_status("m", &PatchParams::default(), &Patch::Merge(json!({"status": {"taskId": "90754308a156406fa8378f852f38a646"}})))
-        .await
-        .unwrap();
+    api.patch_status(
+        "m",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"taskId": "90754308a156406fa8378f852f38a646"}})),
+    )
+    .await
+    .unwrap();
     for (patch, field) in [
         (json!({"spec": {"target": {"instanceId": "6f3b2a1c-9d8e-4f7a-b6c5-d4e3f2a1b0c9"}}}), "spec.target.instanceId"),
         (json!({"spec": {"region": "cn-east-3"}}), "spec.region"),

@@ -30,7 +30,17 @@ fn full() -> bool {
 
 /// Remote words of tasks that still move (everything that is not an end state).
 fn is_running(status: &str) -> bool {
-    !matches!(status, "SUCCESS" | "MIGRATION_SUCCESS" | "FAILED" | "MIGRATION_FAILED" | "ERROR" | "TERMINATED" | "DELETED" | "RELEASED")
+    !matches!(
+        status,
+        "SUCCESS"
+            | "MIGRATION_SUCCESS"
+            | "FAILED"
+            | "MIGRATION_FAILED"
+            | "ERROR"
+            | "TERMINATED"
+            | "DELETED"
+            | "RELEASED"
+    )
 }
 
 fn calls(state: &Value, op: &str) -> u64 {
@@ -75,7 +85,10 @@ fn doc(env: &Env, file: &str, original: &str, name: &str, extra: &str) -> String
 /// `/metrics` of the operator when it serves one (another part of the product adds
 /// `--metrics-addr`); `None` when the flag does not exist.
 fn metrics_flag_supported() -> bool {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcs-migration-operator")).args(["run", "--help"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcs-migration-operator"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).contains("--metrics-addr")
 }
 
@@ -188,7 +201,13 @@ impl Chaos {
     }
 
     /// Polls the namespace's resources (restarting the operator as needed) until `check` holds.
-    async fn until<T>(&mut self, env: &Env, what: &str, timeout: Duration, mut check: impl FnMut(&BTreeMap<String, Value>) -> Option<T>) -> T {
+    async fn until<T>(
+        &mut self,
+        env: &Env,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&BTreeMap<String, Value>) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             self.tick();
@@ -213,7 +232,8 @@ impl Chaos {
     /// sees at least one kill at an arbitrary moment (not only at named points).
     fn enter(&mut self, phase: &'static str) {
         self.phase = phase;
-        self.next_external = Instant::now() + Duration::from_millis(200) + Duration::from_millis(1300).mul_f64(self.draws.next_unit());
+        self.next_external =
+            Instant::now() + Duration::from_millis(200) + Duration::from_millis(1300).mul_f64(self.draws.next_unit());
     }
 
     fn by_phase(&self) -> BTreeMap<&'static str, usize> {
@@ -258,7 +278,8 @@ fn fleet(round: usize, big: bool) -> Vec<Member> {
     let copies = if big { 2 } else { 1 };
     let mut members = Vec::new();
     for c in 0..copies {
-        let m = |prefix: &str, kind, delete_policy| Member { name: format!("{prefix}-r{round}-{c}"), kind, delete_policy };
+        let m =
+            |prefix: &str, kind, delete_policy| Member { name: format!("{prefix}-r{round}-{c}"), kind, delete_policy };
         members.push(m("imp-obs", Kind::ImportObs, false));
         members.push(m("imp-rec", Kind::ImportRecord, true));
         members.push(m("full", Kind::OnlineFull, false));
@@ -290,14 +311,17 @@ fn settled(m: &Member, rm: &Value) -> bool {
         && match m.kind {
             Kind::ImportObs | Kind::ImportRecord | Kind::OnlineFull => phase == "Succeeded",
             Kind::Incremental => phase == "IncrementalMigrating",
-            Kind::Switchover => phase == "IncrementalMigrating" && has_condition(rm, "SwitchedOver", "True", Some("SwitchedOver")),
+            Kind::Switchover => {
+                phase == "IncrementalMigrating" && has_condition(rm, "SwitchedOver", "True", Some("SwitchedOver"))
+            }
         }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kills_across_the_whole_lifecycle_lose_duplicate_and_wedge_nothing() {
     let (target_kills, max_rounds, big) = if full() { (50, 12, true) } else { (15, 4, false) };
-    let seed: u64 = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u32>) as u64;
+    let seed: u64 =
+        std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u32>) as u64;
     eprintln!("chaos seed {seed} (CHAOS_SEED={seed} replays the crash-point draws)");
     let env = Env::new("chaos-kills", PHASE).await;
     let mut chaos = Chaos::start(&env, seed, 7.0, Duration::from_secs(if full() { 9 } else { 6 }));
@@ -317,7 +341,10 @@ async fn random_kills_across_the_whole_lifecycle_lose_duplicate_and_wedge_nothin
         let ids: HashMap<String, String> = chaos
             .until(&env, &format!("round {round}: the fleet to settle"), STEP, |items| {
                 members.iter().all(|m| items.get(&m.name).is_some_and(|rm| settled(m, rm))).then(|| {
-                    members.iter().map(|m| (m.name.clone(), items[&m.name]["status"]["taskId"].as_str().unwrap().to_owned())).collect()
+                    members
+                        .iter()
+                        .map(|m| (m.name.clone(), items[&m.name]["status"]["taskId"].as_str().unwrap().to_owned()))
+                        .collect()
                 })
             })
             .await;
@@ -332,16 +359,36 @@ async fn random_kills_across_the_whole_lifecycle_lose_duplicate_and_wedge_nothin
         chaos.enter("stop");
         let stoppable: Vec<&Member> = members.iter().filter(|m| m.name.starts_with("inc-stop")).collect();
         for m in &stoppable {
-            kubectl_ok(&env, &["patch", &format!("rmig/{}", m.name), "--type=merge", "-p", r#"{"spec":{"stopped":true}}"#]);
+            kubectl_ok(
+                &env,
+                &["patch", &format!("rmig/{}", m.name), "--type=merge", "-p", r#"{"spec":{"stopped":true}}"#],
+            );
         }
         chaos
             .until(&env, &format!("round {round}: stopped resources Terminated"), STEP, |items| {
-                stoppable.iter().all(|m| items[&m.name]["status"]["phase"] == "Terminated" && condition(&items[&m.name], "Ready").is_some_and(|c| c["reason"] == "StoppedByUser")).then_some(())
+                stoppable
+                    .iter()
+                    .all(|m| {
+                        items[&m.name]["status"]["phase"] == "Terminated"
+                            && condition(&items[&m.name], "Ready").is_some_and(|c| c["reason"] == "StoppedByUser")
+                    })
+                    .then_some(())
             })
             .await;
         for m in &stoppable {
-            assert_eq!(env.sim_state().await["tasks"].as_array().unwrap().iter().find(|t| t["task_id"] == ids[&m.name]).unwrap()["status"], "TERMINATED");
-            kubectl_ok(&env, &["patch", &format!("rmig/{}", m.name), "--type=merge", "-p", r#"{"spec":{"stopped":false}}"#]);
+            assert_eq!(
+                env.sim_state().await["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["task_id"] == ids[&m.name])
+                    .unwrap()["status"],
+                "TERMINATED"
+            );
+            kubectl_ok(
+                &env,
+                &["patch", &format!("rmig/{}", m.name), "--type=merge", "-p", r#"{"spec":{"stopped":false}}"#],
+            );
         }
         chaos
             .until(&env, &format!("round {round}: restarted resources streaming again"), STEP, |items| {
@@ -353,19 +400,43 @@ async fn random_kills_across_the_whole_lifecycle_lose_duplicate_and_wedge_nothin
         chaos.enter("switchover");
         let switchers: Vec<&Member> = members.iter().filter(|m| m.kind == Kind::Switchover).collect();
         for m in &switchers {
-            kubectl_ok(&env, &["patch", &format!("rmig/{}", m.name), "--type=merge", "-p", r#"{"spec":{"switchover":{"rollback":true}}}"#]);
+            kubectl_ok(
+                &env,
+                &[
+                    "patch",
+                    &format!("rmig/{}", m.name),
+                    "--type=merge",
+                    "-p",
+                    r#"{"spec":{"switchover":{"rollback":true}}}"#,
+                ],
+            );
         }
         chaos
             .until(&env, &format!("round {round}: rolled back"), STEP, |items| {
-                switchers.iter().all(|m| has_condition(&items[&m.name], "SwitchedOver", "False", Some("RolledBack"))).then_some(())
+                switchers
+                    .iter()
+                    .all(|m| has_condition(&items[&m.name], "SwitchedOver", "False", Some("RolledBack")))
+                    .then_some(())
             })
             .await;
         for m in &switchers {
-            kubectl_ok(&env, &["patch", &format!("rmig/{}", m.name), "--type=merge", "-p", r#"{"spec":{"switchover":{"rollback":false}}}"#]);
+            kubectl_ok(
+                &env,
+                &[
+                    "patch",
+                    &format!("rmig/{}", m.name),
+                    "--type=merge",
+                    "-p",
+                    r#"{"spec":{"switchover":{"rollback":false}}}"#,
+                ],
+            );
         }
         chaos
             .until(&env, &format!("round {round}: switched over again"), STEP, |items| {
-                switchers.iter().all(|m| has_condition(&items[&m.name], "SwitchedOver", "True", Some("SwitchedOver"))).then_some(())
+                switchers
+                    .iter()
+                    .all(|m| has_condition(&items[&m.name], "SwitchedOver", "True", Some("SwitchedOver")))
+                    .then_some(())
             })
             .await;
         for m in &switchers {
@@ -375,7 +446,12 @@ async fn random_kills_across_the_whole_lifecycle_lose_duplicate_and_wedge_nothin
         for m in &switchers {
             let s = &state["switchovers"][&ids[&m.name]];
             let done = (s["exchanges"].as_u64().unwrap_or(0), s["rollbacks"].as_u64().unwrap_or(0));
-            assert_eq!(done, (2, 1), "{}: exactly one exchange or rollback per request (exchange, rollback, exchange)", m.name);
+            assert_eq!(
+                done,
+                (2, 1),
+                "{}: exactly one exchange or rollback per request (exchange, rollback, exchange)",
+                m.name
+            );
         }
 
         // Deletion of the whole round.
@@ -395,9 +471,17 @@ async fn random_kills_across_the_whole_lifecycle_lose_duplicate_and_wedge_nothin
         for (id, asked) in switch_requests.iter().filter(|(id, _)| state["switchovers"].get(id.as_str()).is_some()) {
             let s = &state["switchovers"][id];
             let done = (s["exchanges"].as_u64().unwrap_or(0), s["rollbacks"].as_u64().unwrap_or(0));
-            assert_eq!(done, *asked, "switch-over of task {id}: exactly one exchange/rollback per request (asked, done)");
+            assert_eq!(
+                done, *asked,
+                "switch-over of task {id}: exactly one exchange/rollback per request (asked, done)"
+            );
         }
-        eprintln!("round {round} done after {:?}: {} kills so far {:?}", started.elapsed(), chaos.kills.len(), chaos.by_phase());
+        eprintln!(
+            "round {round} done after {:?}: {} kills so far {:?}",
+            started.elapsed(),
+            chaos.kills.len(),
+            chaos.by_phase()
+        );
         round += 1;
     }
     // A last incarnation without crash points: a kill right after the last release may leave the
@@ -413,7 +497,11 @@ async fn random_kills_across_the_whole_lifecycle_lose_duplicate_and_wedge_nothin
         chaos.by_phase(),
         chaos.by_point()
     );
-    assert!(chaos.unexpected.is_empty(), "the operator died on its own (not at a crash point): {:#?}", chaos.unexpected);
+    assert!(
+        chaos.unexpected.is_empty(),
+        "the operator died on its own (not at a crash point): {:#?}",
+        chaos.unexpected
+    );
     assert!(chaos.kills.len() >= target_kills, "only {} kills in {round} rounds: {:?}", chaos.kills.len(), chaos.kills);
     let phases = chaos.by_phase();
     for phase in ["create", "stop", "switchover", "delete"] {
@@ -457,7 +545,11 @@ async fn assert_secrets_released(env: &Env) {
     support::eventually("the in-use finalizers to come off the Secrets", Duration::from_secs(30), || async {
         let out = env.kubectl(&["get", "secrets", "-o", "json"]);
         let list: Value = serde_json::from_slice(&out.stdout).ok()?;
-        list["items"].as_array()?.iter().all(|s| s["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty())).then_some(())
+        list["items"]
+            .as_array()?
+            .iter()
+            .all(|s| s["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty()))
+            .then_some(())
     })
     .await;
 }
@@ -541,7 +633,9 @@ async fn fault_storms_converge_under_the_qps_limit_with_visible_backoff() {
             current = next;
         }
         let items = list(&env);
-        let is_settled = |name: &str| members.iter().find(|m| m.name == name).zip(items.get(name)).is_some_and(|(m, rm)| settled(m, rm));
+        let is_settled = |name: &str| {
+            members.iter().find(|m| m.name == name).zip(items.get(name)).is_some_and(|(m, rm)| settled(m, rm))
+        };
         if !stopped && started.elapsed() > storm / 3 && is_settled("storm-inc-0") {
             kubectl_ok(&env, &["patch", "rmig/storm-inc-0", "--type=merge", "-p", r#"{"spec":{"stopped":true}}"#]);
             stopped = true;
@@ -554,8 +648,14 @@ async fn fault_storms_converge_under_the_qps_limit_with_visible_backoff() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     env.sim_admin(reqwest::Method::DELETE, "/_sim/faults", None).await;
-    let storm_log: Vec<Value> = serde_json::from_value(env.sim_admin(reqwest::Method::GET, &format!("/_sim/log?sinceMs={started_ms}"), None).await).unwrap();
-    eprintln!("storm of {storm:?}: {settled_during_storm}/{} resources settled while it raged (stopped: {stopped}, deleted: {deleted})", members.len());
+    let storm_log: Vec<Value> = serde_json::from_value(
+        env.sim_admin(reqwest::Method::GET, &format!("/_sim/log?sinceMs={started_ms}"), None).await,
+    )
+    .unwrap();
+    eprintln!(
+        "storm of {storm:?}: {settled_during_storm}/{} resources settled while it raged (stopped: {stopped}, deleted: {deleted})",
+        members.len()
+    );
     if !stopped {
         kubectl_ok(&env, &["patch", "rmig/storm-inc-0", "--type=merge", "-p", r#"{"spec":{"stopped":true}}"#]);
     }
@@ -586,11 +686,15 @@ async fn fault_storms_converge_under_the_qps_limit_with_visible_backoff() {
     assert_eq!(per_name.len(), members.len(), "one task per resource: {:?}", per_name.keys().collect::<Vec<_>>());
     let deleted_task = per_name.iter().find(|(k, _)| k.contains("storm-inc-1")).map(|(_, v)| v[0]["status"].clone());
     assert_eq!(deleted_task, Some(json!("TERMINATED")), "the resource deleted during the storm had its task stopped");
-    let switch = state["switchovers"].as_object().map(|m| m.values().map(|s| s["exchanges"].as_u64().unwrap_or(0)).sum::<u64>()).unwrap_or(0);
+    let switch = state["switchovers"]
+        .as_object()
+        .map(|m| m.values().map(|s| s["exchanges"].as_u64().unwrap_or(0)).sum::<u64>())
+        .unwrap_or(0);
     assert_eq!(switch, 1, "the switch-over exchanged exactly once through the storm");
 
     // The call rate never exceeded the token bucket (arrival times, before injected latency).
-    let mut times: Vec<i64> = storm_log.iter().map(|r| r["receivedAtMs"].as_i64().or_else(|| r["atMs"].as_i64()).unwrap()).collect();
+    let mut times: Vec<i64> =
+        storm_log.iter().map(|r| r["receivedAtMs"].as_i64().or_else(|| r["atMs"].as_i64()).unwrap()).collect();
     times.sort_unstable();
     let (excess, window_ms, n) = token_bucket_excess(&times, qps, burst);
     let statuses: BTreeMap<String, usize> = storm_log.iter().fold(BTreeMap::new(), |mut m, r| {
@@ -604,7 +708,10 @@ async fn fault_storms_converge_under_the_qps_limit_with_visible_backoff() {
         times.len() as f64 / storm.as_secs_f64(),
         peak_per_second(&times)
     );
-    assert!(excess <= 1.0, "the operator exceeded its QPS limit: {n} calls in {window_ms} ms with qps {qps} and burst {burst}");
+    assert!(
+        excess <= 1.0,
+        "the operator exceeded its QPS limit: {n} calls in {window_ms} ms with qps {qps} and burst {burst}"
+    );
 
     // Backoff is visible: in the logs, and in /metrics when the operator serves it.
     let logs = op.logs();
@@ -618,7 +725,9 @@ async fn fault_storms_converge_under_the_qps_limit_with_visible_backoff() {
                 eprintln!("dcs_migration_dcs_retries_total = {n}, {retries_logged} retries logged");
                 assert!(n > 0.0, "dcs_migration_dcs_retries_total stays 0 through a storm");
             }
-            None => eprintln!("note: /metrics has no dcs_migration_dcs_retries_total yet; {retries_logged} retries logged"),
+            None => {
+                eprintln!("note: /metrics has no dcs_migration_dcs_retries_total yet; {retries_logged} retries logged")
+            }
         }
         others.push(("/metrics", text));
     } else {
@@ -650,7 +759,12 @@ async fn a_simulator_that_lost_its_tasks_is_reported_without_crash_loop_or_hot_r
 
     for m in members.iter().filter(|m| m.kind == Kind::Incremental) {
         let rm = env.wait_condition(&m.name, "Ready", "False", Some("RemoteTaskGone"), Duration::from_secs(60)).await;
-        assert!(has_condition(&rm, "Stalled", "True", None), "{}: Stalled=True with a lost task: {}", m.name, rm["status"]);
+        assert!(
+            has_condition(&rm, "Stalled", "True", None),
+            "{}: Stalled=True with a lost task: {}",
+            m.name,
+            rm["status"]
+        );
         let message = condition(&rm, "Ready").unwrap()["message"].as_str().unwrap_or_default().to_owned();
         assert!(!message.is_empty(), "{}: the Ready condition says what happened", m.name);
         eprintln!("{}: phase {} Ready=False RemoteTaskGone: {message}", m.name, rm["status"]["phase"]);
@@ -662,15 +776,26 @@ async fn a_simulator_that_lost_its_tasks_is_reported_without_crash_loop_or_hot_r
     // No hot retry: count the calls of a quiet window.
     let since = jiff::Timestamp::now().as_millisecond();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let window: Vec<Value> = serde_json::from_value(env.sim_admin(reqwest::Method::GET, &format!("/_sim/log?sinceMs={since}"), None).await).unwrap();
+    let window: Vec<Value> =
+        serde_json::from_value(env.sim_admin(reqwest::Method::GET, &format!("/_sim/log?sinceMs={since}"), None).await)
+            .unwrap();
     let per_op: BTreeMap<&str, usize> = window.iter().fold(BTreeMap::new(), |mut m, r| {
         *m.entry(r["operation"].as_str().unwrap_or("?")).or_insert(0) += 1;
         m
     });
     eprintln!("calls in 5 s with every task gone: {} {per_op:?}", window.len());
     // Terminal resources are not polled beyond the slow resync (design §4): a handful at most.
-    assert!(window.len() <= 3, "hot retry: {} calls in 5 s for {} terminal resources whose tasks are gone: {per_op:?}", window.len(), members.len());
-    assert_eq!(calls(&env.sim_state().await, "CreateOnlineMigrationTask"), 0, "a lost task is reported, not created again");
+    assert!(
+        window.len() <= 3,
+        "hot retry: {} calls in 5 s for {} terminal resources whose tasks are gone: {per_op:?}",
+        window.len(),
+        members.len()
+    );
+    assert_eq!(
+        calls(&env.sim_state().await, "CreateOnlineMigrationTask"),
+        0,
+        "a lost task is reported, not created again"
+    );
     assert!(op.try_exit().is_none(), "the operator exited");
     assert_eq!(op.logs().matches("starting the controller").count(), incarnations, "no restart of the operator");
 
@@ -704,7 +829,9 @@ async fn deleting_a_namespace_of_fifty_resources_and_their_secrets_across_a_rest
     let base = env.example("online-incremental.yaml");
     let mut all = String::new();
     for i in 0..N {
-        let mut doc = base.replace("name: online-incremental", &format!("name: ns-{i}")).replace("name: redis-passwords", &format!("name: pw-{i}"));
+        let mut doc = base
+            .replace("name: online-incremental", &format!("name: ns-{i}"))
+            .replace("name: redis-passwords", &format!("name: pw-{i}"));
         if i % 3 == 0 {
             doc.push_str("  deletionPolicy: Delete\n");
         }
@@ -717,14 +844,18 @@ async fn deleting_a_namespace_of_fifty_resources_and_their_secrets_across_a_rest
 
     // What the namespace controller does (this control plane has none).
     let started = Instant::now();
-    let out = support::control_plane().kubectl().args(["delete", "namespace", &env.ns, "--wait=false"]).output().unwrap();
+    let out =
+        support::control_plane().kubectl().args(["delete", "namespace", &env.ns, "--wait=false"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     kubectl_ok(&env, &["delete", "secrets,rmig", "--all", "--wait=false"]);
     tokio::time::sleep(Duration::from_millis(800)).await;
     op.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     op.restart(&[]);
-    support::eventually("every RedisMigration to be released", Duration::from_secs(120), || async { list(&env).is_empty().then_some(()) }).await;
+    support::eventually("every RedisMigration to be released", Duration::from_secs(120), || async {
+        list(&env).is_empty().then_some(())
+    })
+    .await;
     support::eventually("every Secret to be released", Duration::from_secs(30), || async {
         let out = env.kubectl(&["get", "secrets", "-o", "json"]);
         let list: Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -733,10 +864,21 @@ async fn deleting_a_namespace_of_fifty_resources_and_their_secrets_across_a_rest
     .await;
     let state = env.sim_state().await;
     let tasks = state["tasks"].as_array().unwrap();
-    let running: Vec<_> = tasks.iter().filter(|t| is_running(t["status"].as_str().unwrap_or_default())).map(|t| &t["task_name"]).collect();
+    let running: Vec<_> = tasks
+        .iter()
+        .filter(|t| is_running(t["status"].as_str().unwrap_or_default()))
+        .map(|t| &t["task_name"])
+        .collect();
     assert!(running.is_empty(), "tasks left running after the namespace was deleted: {running:?}");
     assert_eq!(tasks.len(), N - deleted_policy, "the Delete-policy tasks are deleted, the others kept TERMINATED");
-    let stops = calls(&state, "BatchStopMigrationTasks") + calls(&state, "StopMigrationTask") + calls(&state, "StopMigrationTaskSync");
-    eprintln!("namespace of {N} resources and {} Secrets released in {:?} across a restart: {stops} stop calls, {} delete calls", N + 2, started.elapsed(), calls(&state, "DeleteMigrationTask"));
+    let stops = calls(&state, "BatchStopMigrationTasks")
+        + calls(&state, "StopMigrationTask")
+        + calls(&state, "StopMigrationTaskSync");
+    eprintln!(
+        "namespace of {N} resources and {} Secrets released in {:?} across a restart: {stops} stop calls, {} delete calls",
+        N + 2,
+        started.elapsed(),
+        calls(&state, "DeleteMigrationTask")
+    );
     env.assert_no_secret_leaked(&[op.logs()]);
 }

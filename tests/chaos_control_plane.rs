@@ -18,7 +18,12 @@ const CONVERGE: Duration = Duration::from_secs(90);
 
 fn apply_incrementals(env: &Env, names: &[&str]) {
     let base = env.example("online-incremental.yaml");
-    env.apply(&names.iter().map(|n| format!("---\n{}", base.replace("name: online-incremental", &format!("name: {n}")))).collect::<String>());
+    env.apply(
+        &names
+            .iter()
+            .map(|n| format!("---\n{}", base.replace("name: online-incremental", &format!("name: {n}"))))
+            .collect::<String>(),
+    );
 }
 
 fn signal_etcd(signal: &str) {
@@ -30,7 +35,12 @@ fn signal_etcd(signal: &str) {
 
 /// Forces the remote status of a task (by id: kubectl may be unreachable).
 async fn force(env: &Env, id: &str, status: &str) {
-    env.sim_admin(reqwest::Method::PUT, &format!("/_sim/tasks/{id}"), Some(json!({"status": status, "errorMessage": "forced during the outage"}))).await;
+    env.sim_admin(
+        reqwest::Method::PUT,
+        &format!("/_sim/tasks/{id}"),
+        Some(json!({"status": status, "errorMessage": "forced during the outage"})),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +78,10 @@ async fn watches_resume_and_nothing_is_lost_across_an_apiserver_restart_and_an_e
     for n in ["after-a", "after-b"] {
         env.wait_phase(n, "IncrementalMigrating", CONVERGE).await;
     }
-    support::eventually("before-b released after the restart", CONVERGE, || async { (!env.kubectl(&["get", "rmig/before-b"]).status.success()).then_some(()) }).await;
+    support::eventually("before-b released after the restart", CONVERGE, || async {
+        (!env.kubectl(&["get", "rmig/before-b"]).status.success()).then_some(())
+    })
+    .await;
     eprintln!("after the restart: everything converged {:?} after the outage began", started.elapsed());
 
     // 2. etcd frozen for 5 s: a remote change, a new resource and a deletion meanwhile.
@@ -77,7 +90,10 @@ async fn watches_resume_and_nothing_is_lost_across_an_apiserver_restart_and_an_e
     signal_etcd("-STOP");
     force(&env, &after_a, "FAILED").await;
     let create = {
-        let yaml = format!("---\n{}", env.example("online-incremental.yaml").replace("name: online-incremental", "name: during-freeze"));
+        let yaml = format!(
+            "---\n{}",
+            env.example("online-incremental.yaml").replace("name: online-incremental", "name: during-freeze")
+        );
         let ns = env.ns.clone();
         std::thread::spawn(move || {
             use std::io::Write;
@@ -101,7 +117,10 @@ async fn watches_resume_and_nothing_is_lost_across_an_apiserver_restart_and_an_e
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     env.wait_phase("after-a", "Failed", CONVERGE).await;
     env.wait_phase("during-freeze", "IncrementalMigrating", CONVERGE).await;
-    support::eventually("before-c released after the freeze", CONVERGE, || async { (!env.kubectl(&["get", "rmig/before-c"]).status.success()).then_some(()) }).await;
+    support::eventually("before-c released after the freeze", CONVERGE, || async {
+        (!env.kubectl(&["get", "rmig/before-c"]).status.success()).then_some(())
+    })
+    .await;
     eprintln!("after a 5 s etcd freeze: everything converged in {:?}", frozen.elapsed());
 
     // Nothing lost, nothing duplicated, the same process all along.
@@ -114,7 +133,8 @@ async fn watches_resume_and_nothing_is_lost_across_an_apiserver_restart_and_an_e
     assert!(per_name.values().all(|v| v.len() == 1), "duplicates: {per_name:?}");
     assert_eq!(state["calls"]["CreateOnlineMigrationTask"], 6, "created once each");
     for deleted in ["before-b", "before-c"] {
-        let task = per_name.iter().find(|(k, _)| k.contains(&format!("-{deleted}-"))).map(|(_, v)| v[0]["status"].clone());
+        let task =
+            per_name.iter().find(|(k, _)| k.contains(&format!("-{deleted}-"))).map(|(_, v)| v[0]["status"].clone());
         assert_eq!(task, Some(json!("TERMINATED")), "{deleted}'s task is stopped");
     }
     assert!(op.try_exit().is_none(), "the operator exited");

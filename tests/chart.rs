@@ -66,7 +66,13 @@ fn install_monitoring_crds() {
         assert!(out.status.success(), "monitoring CRDs: {}", stderr(&out));
         let out = cp
             .kubectl()
-            .args(["wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com", "crd/prometheusrules.monitoring.coreos.com", "--timeout=60s"])
+            .args([
+                "wait",
+                "--for=condition=Established",
+                "crd/servicemonitors.monitoring.coreos.com",
+                "crd/prometheusrules.monitoring.coreos.com",
+                "--timeout=60s",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "monitoring CRDs not established: {}", stderr(&out));
@@ -79,10 +85,15 @@ fn helm_lint_passes_with_default_and_non_default_values() {
     let out = helm(&["lint", "--strict", &chart]);
     assert!(out.status.success(), "helm lint: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     let out = helm(&[
-        "lint", "--strict", &chart,
-        "--set", "watchNamespace=shop,leaderElection.enabled=false,replicaCount=2,credentials.secretName=dcs-credentials",
-        "--set", "metrics.serviceMonitor.enabled=true,prometheusRule.enabled=true,crds.install=false,logFormat=text",
-        "--set", "allowedEndpoints={dcs.*.myhuaweicloud.com,127.0.0.1}",
+        "lint",
+        "--strict",
+        &chart,
+        "--set",
+        "watchNamespace=shop,leaderElection.enabled=false,replicaCount=2,credentials.secretName=dcs-credentials",
+        "--set",
+        "metrics.serviceMonitor.enabled=true,prometheusRule.enabled=true,crds.install=false,logFormat=text",
+        "--set",
+        "allowedEndpoints={dcs.*.myhuaweicloud.com,127.0.0.1}",
     ]);
     assert!(out.status.success(), "helm lint: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
 }
@@ -107,7 +118,11 @@ fn values_schema_refuses_bad_values_naming_the_key() {
         ("--set", "resources.requests.gpu=1", &["/resources/requests", "additional properties 'gpu' not allowed"]),
         ("--set-json", "allowedEndpoints=\"dcs.example.com\"", &["/allowedEndpoints", "want array"]),
         ("--set", "crds.install=yes", &["/crds/install", "want boolean"]),
-        ("--set", "metrics.serviceMonitor.interval=30s", &["/metrics/serviceMonitor", "additional properties 'interval' not allowed"]),
+        (
+            "--set",
+            "metrics.serviceMonitor.interval=30s",
+            &["/metrics/serviceMonitor", "additional properties 'interval' not allowed"],
+        ),
     ];
     for (flag, value, wanted) in cases {
         let out = helm(&["template", "x", &chart, flag, value]);
@@ -162,7 +177,20 @@ fn deployment_runs_the_operator_as_the_design_says() {
     let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert_eq!(
         args,
-        ["run", "--metrics-addr", "0.0.0.0:8080", "--probe-addr", "0.0.0.0:8081", "--qps", "10", "--burst", "20", "--log-format", "json", "--leader-elect"]
+        [
+            "run",
+            "--metrics-addr",
+            "0.0.0.0:8080",
+            "--probe-addr",
+            "0.0.0.0:8081",
+            "--qps",
+            "10",
+            "--burst",
+            "20",
+            "--log-format",
+            "json",
+            "--leader-elect"
+        ]
     );
     assert_eq!(c["image"], "dcs-migration-operator:0.1.0", "the tag defaults to the appVersion");
     let sc = &c["securityContext"];
@@ -175,10 +203,13 @@ fn deployment_runs_the_operator_as_the_design_says() {
     assert_eq!(pod["automountServiceAccountToken"], true);
     assert_eq!(c["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": "probes"}));
     assert_eq!(c["readinessProbe"]["httpGet"], json!({"path": "/readyz", "port": "probes"}));
-    assert_eq!(c["ports"], json!([
-        {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
-        {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
-    ]));
+    assert_eq!(
+        c["ports"],
+        json!([
+            {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "probes", "containerPort": 8081, "protocol": "TCP"},
+        ])
+    );
     assert_eq!(c["resources"]["requests"], json!({"cpu": "50m", "memory": "64Mi"}));
     assert_eq!(c["resources"]["limits"], json!({"cpu": "200m", "memory": "128Mi"}));
     let env: Vec<&str> = c["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
@@ -203,16 +234,38 @@ fn deployment_runs_the_operator_as_the_design_says() {
     assert_eq!(
         args,
         [
-            "run", "--metrics-addr", "0.0.0.0:8080", "--probe-addr", "0.0.0.0:8081", "--qps", "2.5", "--burst", "5",
-            "--log-format", "text", "--watch-namespace", "shop", "--allowed-endpoints", "dcs.*.myhuaweicloud.com,127.0.0.1"
+            "run",
+            "--metrics-addr",
+            "0.0.0.0:8080",
+            "--probe-addr",
+            "0.0.0.0:8081",
+            "--qps",
+            "2.5",
+            "--burst",
+            "5",
+            "--log-format",
+            "text",
+            "--watch-namespace",
+            "shop",
+            "--allowed-endpoints",
+            "dcs.*.myhuaweicloud.com,127.0.0.1"
         ]
     );
     let env = c["env"].as_array().unwrap();
-    let from_secret = |name: &str| env.iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("no {name}"))["valueFrom"]["secretKeyRef"].clone();
+    let from_secret = |name: &str| {
+        env.iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("no {name}"))["valueFrom"]["secretKeyRef"]
+            .clone()
+    };
     assert_eq!(from_secret("HUAWEICLOUD_SDK_AK"), json!({"name": "dcs-credentials", "key": "accessKey"}));
     assert_eq!(from_secret("HUAWEICLOUD_SDK_SK"), json!({"name": "dcs-credentials", "key": "secretKey"}));
-    assert_eq!(from_secret("HUAWEICLOUD_SDK_SECURITY_TOKEN"), json!({"name": "dcs-credentials", "key": "securityToken", "optional": true}));
-    assert_eq!(from_secret("HUAWEICLOUD_SDK_PROJECT_ID"), json!({"name": "dcs-credentials", "key": "projectId", "optional": true}));
+    assert_eq!(
+        from_secret("HUAWEICLOUD_SDK_SECURITY_TOKEN"),
+        json!({"name": "dcs-credentials", "key": "securityToken", "optional": true})
+    );
+    assert_eq!(
+        from_secret("HUAWEICLOUD_SDK_PROJECT_ID"),
+        json!({"name": "dcs-credentials", "key": "projectId", "optional": true})
+    );
 
     // The PodDisruptionBudget never blocks the drain of a single replica, and keeps a standby of several.
     let one = objects(&helm_template("x", "ops", &[], &["templates/poddisruptionbudget.yaml"]));
@@ -231,13 +284,44 @@ async fn the_rendered_chart_passes_server_side_dry_run_in_every_mode() {
         (
             "defaults",
             &[],
-            &["CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment", "PodDisruptionBudget"],
+            &[
+                "CustomResourceDefinition",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+                "Service",
+                "Deployment",
+                "PodDisruptionBudget",
+            ],
         ),
-        ("watchNamespace, no leader election", &[&watch, "leaderElection.enabled=false", "crds.install=false"], &["ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "PodDisruptionBudget"]),
+        (
+            "watchNamespace, no leader election",
+            &[&watch, "leaderElection.enabled=false", "crds.install=false"],
+            &["ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "PodDisruptionBudget"],
+        ),
         (
             "monitoring, two replicas, credentials",
-            &["metrics.serviceMonitor.enabled=true", "prometheusRule.enabled=true", "replicaCount=2", "credentials.secretName=dcs-credentials", "podDisruptionBudget.enabled=false", "crds.install=false"],
-            &["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment", "ServiceMonitor", "PrometheusRule"],
+            &[
+                "metrics.serviceMonitor.enabled=true",
+                "prometheusRule.enabled=true",
+                "replicaCount=2",
+                "credentials.secretName=dcs-credentials",
+                "podDisruptionBudget.enabled=false",
+                "crds.install=false",
+            ],
+            &[
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+                "Service",
+                "Deployment",
+                "ServiceMonitor",
+                "PrometheusRule",
+            ],
         ),
     ];
     for (mode, sets, want_kinds) in modes {
@@ -261,7 +345,10 @@ async fn kustomize_of_deploy_passes_server_side_dry_run() {
     let manifests = String::from_utf8(out.stdout).unwrap();
     let objs = objects(&manifests);
     for o in &objs {
-        let namespaced = !matches!(o["kind"].as_str().unwrap(), "Namespace" | "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding");
+        let namespaced = !matches!(
+            o["kind"].as_str().unwrap(),
+            "Namespace" | "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding"
+        );
         if namespaced {
             assert_eq!(o["metadata"]["namespace"], "dcs-migration-operator", "{} {}", o["kind"], o["metadata"]["name"]);
         }
@@ -270,10 +357,22 @@ async fn kustomize_of_deploy_passes_server_side_dry_run() {
     got.sort();
     assert_eq!(
         got,
-        ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Namespace", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"]
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CustomResourceDefinition",
+            "Deployment",
+            "Namespace",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount"
+        ]
     );
     // A server-side dry run does not create the Namespace, so the namespaced objects need it to exist for real.
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dcs-migration-operator"}}).to_string();
+    let ns =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dcs-migration-operator"}}).to_string();
     e2e::kubectl_apply(&ns);
     let out = server_dry_run(&manifests);
     assert!(out.status.success(), "kubectl apply --dry-run=server of deploy/: {}", stderr(&out));
@@ -285,10 +384,22 @@ async fn helm_install_creates_the_objects_and_uninstall_keeps_the_crd() {
     let ns = support::fresh_namespace("chart-install").await;
     let release = format!("inst-{ns}");
     let chart = chart();
-    let out = helm(&["install", &release, &chart, "--namespace", &ns, "--take-ownership", "--set", "credentials.secretName=dcs-credentials"]);
+    let out = helm(&[
+        "install",
+        &release,
+        &chart,
+        "--namespace",
+        &ns,
+        "--take-ownership",
+        "--set",
+        "credentials.secretName=dcs-credentials",
+    ]);
     assert!(out.status.success(), "helm install: {}", stderr(&out));
     let notes = String::from_utf8_lossy(&out.stdout);
-    assert!(notes.contains("deletionPolicy") && notes.contains("Orphan"), "NOTES name the deletion escape hatch:\n{notes}");
+    assert!(
+        notes.contains("deletionPolicy") && notes.contains("Orphan"),
+        "NOTES name the deletion escape hatch:\n{notes}"
+    );
 
     let name = e2e::chart_fullname(&release);
     let cp = support::control_plane();
@@ -323,7 +434,10 @@ async fn helm_install_creates_the_objects_and_uninstall_keeps_the_crd() {
 
     let out = helm(&["uninstall", &release, "--namespace", &ns]);
     assert!(out.status.success(), "helm uninstall: {}", stderr(&out));
-    assert!(crds.get_opt(CRD_NAME).await.unwrap().is_some(), "helm uninstall keeps the CRD (helm.sh/resource-policy: keep)");
+    assert!(
+        crds.get_opt(CRD_NAME).await.unwrap().is_some(),
+        "helm uninstall keeps the CRD (helm.sh/resource-policy: keep)"
+    );
     let out = cp.kubectl().args(["get", "deployment", &name, "-n", &ns]).output().unwrap();
     assert!(!out.status.success(), "helm uninstall removed the Deployment");
 }
@@ -348,7 +462,8 @@ async fn may(client: &kube::Client, group: &str, resource: &str, verb: &str, nam
         },
         ..Default::default()
     };
-    let answer = Api::<SelfSubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &review).await.unwrap();
+    let answer =
+        Api::<SelfSubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &review).await.unwrap();
     answer.status.unwrap().allowed
 }
 
@@ -378,7 +493,10 @@ async fn the_charts_service_account_may_do_what_the_operator_does_and_nothing_mo
     // What the operator does, in any namespace (the default ClusterRole).
     for (group, resource, verbs) in OPERATOR_CALLS {
         for verb in *verbs {
-            assert!(may(&client, group, resource, verb, Some(&other)).await, "may {verb} {group}/{resource} in {other}");
+            assert!(
+                may(&client, group, resource, verb, Some(&other)).await,
+                "may {verb} {group}/{resource} in {other}"
+            );
         }
     }
     for verb in ["get", "create", "update"] {
@@ -410,19 +528,28 @@ async fn the_charts_service_account_may_do_what_the_operator_does_and_nothing_mo
         ("", "serviceaccounts", "create", Some(&ns)),
     ];
     for (group, resource, verb, namespace) in denied {
-        assert!(!may(&client, group, resource, verb, *namespace).await, "must not {verb} {group}/{resource} in {namespace:?}");
+        assert!(
+            !may(&client, group, resource, verb, *namespace).await,
+            "must not {verb} {group}/{resource} in {namespace:?}"
+        );
     }
     // Real requests, refused by the API server (dry runs: nothing would change even if they were allowed).
     let dry = DeleteParams { dry_run: true, ..Default::default() };
     forbidden(Api::<CustomResourceDefinition>::all(client.clone()).delete(CRD_NAME, &dry).await, "deleting the CRD");
     let secrets_other: Api<Secret> = Api::namespaced(client.clone(), &other);
     let admin_secrets: Api<Secret> = Api::namespaced(support::admin_client().await, &other);
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "unrelated"}, "stringData": {"k": "v"}})).unwrap();
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "unrelated"}, "stringData": {"k": "v"}})).unwrap();
     admin_secrets.create(&PostParams::default(), &secret).await.unwrap();
     forbidden(secrets_other.delete("unrelated", &dry).await, "deleting a Secret");
-    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}})).unwrap();
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .unwrap();
     forbidden(
-        Api::<Pod>::namespaced(client.clone(), &ns).create(&PostParams { dry_run: true, ..Default::default() }, &pod).await,
+        Api::<Pod>::namespaced(client.clone(), &ns)
+            .create(&PostParams { dry_run: true, ..Default::default() }, &pod)
+            .await,
         "creating a Pod",
     );
 }
@@ -435,20 +562,33 @@ async fn in_watch_namespace_mode_the_service_account_cannot_touch_other_namespac
     let sa = e2e::apply_chart_rbac(&ns, ChartIdentity::WatchNamespace);
     let client = support::service_account_client(&ns, &sa).await;
     let admin = support::admin_client().await;
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "creds"}, "stringData": {"secretKey": "s"}})).unwrap();
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "creds"}, "stringData": {"secretKey": "s"}})).unwrap();
     for namespace in [&ns, &other] {
         Api::<Secret>::namespaced(admin.clone(), namespace).create(&PostParams::default(), &secret).await.unwrap();
     }
 
     for (group, resource, verbs) in OPERATOR_CALLS {
         for verb in *verbs {
-            assert!(may(&client, group, resource, verb, Some(&ns)).await, "may {verb} {group}/{resource} in the watched namespace");
-            assert!(!may(&client, group, resource, verb, Some(&other)).await, "must not {verb} {group}/{resource} in {other}");
-            assert!(!may(&client, group, resource, verb, None).await, "must not {verb} {group}/{resource} cluster-wide");
+            assert!(
+                may(&client, group, resource, verb, Some(&ns)).await,
+                "may {verb} {group}/{resource} in the watched namespace"
+            );
+            assert!(
+                !may(&client, group, resource, verb, Some(&other)).await,
+                "must not {verb} {group}/{resource} in {other}"
+            );
+            assert!(
+                !may(&client, group, resource, verb, None).await,
+                "must not {verb} {group}/{resource} cluster-wide"
+            );
         }
     }
     Api::<Secret>::namespaced(client.clone(), &ns).get("creds").await.expect("reads a Secret in the watched namespace");
-    forbidden(Api::<Secret>::namespaced(client.clone(), &other).get("creds").await, "reading a Secret in another namespace");
+    forbidden(
+        Api::<Secret>::namespaced(client.clone(), &other).get("creds").await,
+        "reading a Secret in another namespace",
+    );
     forbidden(Api::<Secret>::all(client.clone()).list(&ListParams::default()).await, "listing Secrets cluster-wide");
     let rmigs: Api<RedisMigration> = Api::all(client.clone());
     forbidden(rmigs.list(&ListParams::default()).await, "listing RedisMigrations cluster-wide");
@@ -471,7 +611,12 @@ async fn examples_reach_ready_as(identity: ChartIdentity, hint: &str) {
         ("online-incremental", "IncrementalMigrating"),
     ] {
         let out = env.kubectl(&["wait", "--for=condition=Ready", &format!("rmig/{name}"), "--timeout=45s"]);
-        assert!(out.status.success(), "kubectl wait {name}: {}\noperator log:\n{}", String::from_utf8_lossy(&out.stderr), op.logs());
+        assert!(
+            out.status.success(),
+            "kubectl wait {name}: {}\noperator log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            op.logs()
+        );
         let rm = env.wait_phase(name, phase, Duration::from_secs(30)).await;
         assert_eq!(rm["status"]["observedGeneration"], rm["metadata"]["generation"], "{name}: status written");
     }
@@ -488,8 +633,18 @@ async fn examples_reach_ready_as(identity: ChartIdentity, hint: &str) {
     // Deleting stops the streaming task and releases the finalizer.
     let task_id = env.get("online-incremental")["status"]["taskId"].as_str().unwrap().to_owned();
     let out = env.kubectl(&["delete", "rmig/online-incremental", "--timeout=45s"]);
-    assert!(out.status.success(), "deleting online-incremental: {}\noperator log:\n{}", String::from_utf8_lossy(&out.stderr), op.logs());
-    let task = env.sim_state().await["tasks"].as_array().unwrap().iter().find(|t| t["id"] == task_id.as_str() || t["task_id"] == task_id.as_str()).cloned();
+    assert!(
+        out.status.success(),
+        "deleting online-incremental: {}\noperator log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        op.logs()
+    );
+    let task = env.sim_state().await["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == task_id.as_str() || t["task_id"] == task_id.as_str())
+        .cloned();
     if let Some(task) = task {
         assert_ne!(task["status"], "INCRMIGEATING", "the deletion stopped the task: {task}");
     }
@@ -513,18 +668,35 @@ async fn examples_reach_ready_with_the_operator_as_the_charts_service_account_wi
 fn dockerfile_builds_a_static_non_root_release_image_without_crash_points() {
     // No container engine here: the invariants are checked on the text (the build itself is not run).
     let dockerfile = std::fs::read_to_string(e2e::repo().join("Dockerfile")).unwrap();
-    let instructions: Vec<&str> = dockerfile.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    let instructions: Vec<&str> =
+        dockerfile.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
     let from: Vec<&&str> = instructions.iter().filter(|l| l.starts_with("FROM ")).collect();
     assert_eq!(from.len(), 2, "multi-stage: a builder and the final image");
-    assert!(from[1].contains("distroless/static") && from[1].contains("nonroot"), "a minimal non-root final image: {}", from[1]);
-    assert_eq!(instructions.iter().rev().find(|l| l.starts_with("USER ")), Some(&"USER 65532:65532"), "runs as 65532, as the chart's securityContext says");
+    assert!(
+        from[1].contains("distroless/static") && from[1].contains("nonroot"),
+        "a minimal non-root final image: {}",
+        from[1]
+    );
+    assert_eq!(
+        instructions.iter().rev().find(|l| l.starts_with("USER ")),
+        Some(&"USER 65532:65532"),
+        "runs as 65532, as the chart's securityContext says"
+    );
     let builds: Vec<&&str> = instructions.iter().filter(|l| l.contains("cargo build")).collect();
     assert!(!builds.is_empty());
     for b in builds {
-        assert!(b.contains("--release") && b.contains("--locked") && b.contains("--target"), "a locked release build for the static target: {b}");
+        assert!(
+            b.contains("--release") && b.contains("--locked") && b.contains("--target"),
+            "a locked release build for the static target: {b}"
+        );
     }
     assert!(dockerfile.contains("x86_64-unknown-linux-musl"), "a static (musl) binary");
-    assert!(!instructions.iter().any(|l| l.contains("crash-points") || l.contains("--features") || l.contains("--all-features")), "never the crash-points feature");
+    assert!(
+        !instructions
+            .iter()
+            .any(|l| l.contains("crash-points") || l.contains("--features") || l.contains("--all-features")),
+        "never the crash-points feature"
+    );
     assert!(instructions.iter().any(|l| l.starts_with("ENTRYPOINT [\"/usr/local/bin/dcs-migration-operator\"]")));
     let ignore = std::fs::read_to_string(e2e::repo().join(".dockerignore")).unwrap();
     assert!(ignore.lines().any(|l| l.trim() == "target/"), ".dockerignore keeps target/ out of the build context");

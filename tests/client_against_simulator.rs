@@ -177,7 +177,8 @@ async fn online_incremental_task_is_configured_streams_switches_over_and_stops()
     let id = created.instance_id.expect("create-online answers instance_id");
     wait_for(&client, &id, TaskState::Running).await;
 
-    let configured = client.set_online_migration_task(&id, &configure_body(MigrationMethod::Incremental)).await.unwrap();
+    let configured =
+        client.set_online_migration_task(&id, &configure_body(MigrationMethod::Incremental)).await.unwrap();
     assert!(!matches!(configured.status.state(), TaskState::Running), "configure starts the migration");
     let streaming = wait_for(&client, &id, TaskState::IncrementalMigrating).await;
     assert_eq!(streaming.status.word(), "INCRMIGEATING", "the API's spelling is kept verbatim");
@@ -333,9 +334,10 @@ async fn dcs_cli_prints_tasks_as_json_without_passwords() {
     let id = client.create_migration_task(&import_body("cli-task")).await.unwrap().id.unwrap();
 
     let url = sim.url();
-    let (list, show) = tokio::task::spawn_blocking(move || (run_cli(&url, SK, &["list"]), run_cli(&url, SK, &["show", &id])))
-        .await
-        .unwrap();
+    let (list, show) =
+        tokio::task::spawn_blocking(move || (run_cli(&url, SK, &["list"]), run_cli(&url, SK, &["show", &id])))
+            .await
+            .unwrap();
     assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
     let listed: Value = serde_json::from_slice(&list.stdout).expect("list prints JSON");
     assert_eq!(listed["migration_tasks"][0]["task_name"], "cli-task");
@@ -349,9 +351,7 @@ async fn dcs_cli_prints_tasks_as_json_without_passwords() {
 async fn dcs_cli_with_a_wrong_key_prints_one_line_naming_apigw_0301_and_fails() {
     let sim = Sim::start().await;
     let url = sim.url();
-    let out = tokio::task::spawn_blocking(move || run_cli(&url, "WrongSecretKey", &["list"]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || run_cli(&url, "WrongSecretKey", &["list"])).await.unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");

@@ -17,10 +17,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, CustomResource, ResourceExt,
-    api::{
-        DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent,
-        WatchParams,
-    },
+    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, WatchEvent, WatchParams},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -106,21 +103,13 @@ fn widget_crd() -> CustomResourceDefinition {
 /// Widgets are served.
 async fn install_widget_crd(client: &Client) {
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    crds.patch(
-        CRD_NAME,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(widget_crd()),
-    )
-    .await
-    .expect("applying the Widget CRD");
-    support::eventually(
-        "the Widget CRD to be Established",
-        Duration::from_secs(30),
-        || {
-            let crds = crds.clone();
-            async move { crds.get(CRD_NAME).await.ok().filter(is_established) }
-        },
-    )
+    crds.patch(CRD_NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(widget_crd()))
+        .await
+        .expect("applying the Widget CRD");
+    support::eventually("the Widget CRD to be Established", Duration::from_secs(30), || {
+        let crds = crds.clone();
+        async move { crds.get(CRD_NAME).await.ok().filter(is_established) }
+    })
     .await;
     let widgets = Api::<Widget>::all(client.clone());
     support::eventually("Widgets to be served", Duration::from_secs(30), || {
@@ -134,10 +123,7 @@ fn is_established(crd: &CustomResourceDefinition) -> bool {
     crd.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-        })
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
 }
 
 fn widget(name: &str, spec: WidgetSpec) -> Widget {
@@ -156,16 +142,11 @@ fn refusal<T: std::fmt::Debug>(result: kube::Result<T>) -> kube::core::Status {
 async fn crd_applied_becomes_established() {
     let client = support::admin_client().await;
     install_widget_crd(&client).await;
-    let crd = Api::<CustomResourceDefinition>::all(client)
-        .get(CRD_NAME)
-        .await
-        .unwrap();
+    let crd = Api::<CustomResourceDefinition>::all(client).get(CRD_NAME).await.unwrap();
     let conditions = crd.status.unwrap().conditions.unwrap();
     for wanted in ["NamesAccepted", "Established"] {
         assert!(
-            conditions
-                .iter()
-                .any(|c| c.type_ == wanted && c.status == "True"),
+            conditions.iter().any(|c| c.type_ == wanted && c.status == "True"),
             "{wanted} not True in {conditions:?}"
         );
     }
@@ -178,54 +159,20 @@ async fn openapi_schema_rule_refuses_object_and_names_the_field() {
     let ns = support::fresh_namespace("openapi-schema-rule").await;
     let widgets = Api::<Widget>::namespaced(client, &ns);
 
-    let too_big = widget(
-        "too-big",
-        WidgetSpec {
-            size: 11,
-            ..Default::default()
-        },
-    );
+    let too_big = widget("too-big", WidgetSpec { size: 11, ..Default::default() });
     let status = refusal(widgets.create(&PostParams::default(), &too_big).await);
     assert_eq!(status.code, 422, "{status:?}");
-    assert!(
-        status.message.contains("spec.size"),
-        "field not named: {}",
-        status.message
-    );
-    assert!(
-        status.message.contains("less than or equal to 10"),
-        "{}",
-        status.message
-    );
+    assert!(status.message.contains("spec.size"), "field not named: {}", status.message);
+    assert!(status.message.contains("less than or equal to 10"), "{}", status.message);
 
-    let bad_enum = widget(
-        "bad-mode",
-        WidgetSpec {
-            size: 1,
-            mode: Some("Turbo".into()),
-            ..Default::default()
-        },
-    );
+    let bad_enum = widget("bad-mode", WidgetSpec { size: 1, mode: Some("Turbo".into()), ..Default::default() });
     let status = refusal(widgets.create(&PostParams::default(), &bad_enum).await);
     assert_eq!(status.code, 422, "{status:?}");
-    assert!(
-        status.message.contains("spec.mode"),
-        "field not named: {}",
-        status.message
-    );
+    assert!(status.message.contains("spec.mode"), "field not named: {}", status.message);
 
     // The same schema accepts a valid object.
     widgets
-        .create(
-            &PostParams::default(),
-            &widget(
-                "fine",
-                WidgetSpec {
-                    size: 10,
-                    ..Default::default()
-                },
-            ),
-        )
+        .create(&PostParams::default(), &widget("fine", WidgetSpec { size: 10, ..Default::default() }))
         .await
         .unwrap();
 }
@@ -237,54 +184,20 @@ async fn cel_rule_refuses_object_and_names_the_field() {
     let ns = support::fresh_namespace("cel-rule").await;
     let widgets = Api::<Widget>::namespaced(client, &ns);
 
-    let slow_and_big = widget(
-        "slow-big",
-        WidgetSpec {
-            size: 8,
-            mode: Some("Slow".into()),
-            ..Default::default()
-        },
-    );
+    let slow_and_big = widget("slow-big", WidgetSpec { size: 8, mode: Some("Slow".into()), ..Default::default() });
     let status = refusal(widgets.create(&PostParams::default(), &slow_and_big).await);
     assert_eq!(status.code, 422, "{status:?}");
-    assert!(
-        status.message.contains("spec.size"),
-        "field not named: {}",
-        status.message
-    );
-    assert!(
-        status.message.contains("a Slow widget has size 5 at most"),
-        "{}",
-        status.message
-    );
+    assert!(status.message.contains("spec.size"), "field not named: {}", status.message);
+    assert!(status.message.contains("a Slow widget has size 5 at most"), "{}", status.message);
 
     // A transition rule (oldSelf): the field can be set, not changed.
-    let w = widget(
-        "painted",
-        WidgetSpec {
-            size: 2,
-            color: Some("red".into()),
-            ..Default::default()
-        },
-    );
+    let w = widget("painted", WidgetSpec { size: 2, color: Some("red".into()), ..Default::default() });
     widgets.create(&PostParams::default(), &w).await.unwrap();
     let repaint = json!({ "spec": { "color": "blue" } });
-    let status = refusal(
-        widgets
-            .patch("painted", &PatchParams::default(), &Patch::Merge(&repaint))
-            .await,
-    );
+    let status = refusal(widgets.patch("painted", &PatchParams::default(), &Patch::Merge(&repaint)).await);
     assert_eq!(status.code, 422, "{status:?}");
-    assert!(
-        status.message.contains("spec.color"),
-        "field not named: {}",
-        status.message
-    );
-    assert!(
-        status.message.contains("color is immutable"),
-        "{}",
-        status.message
-    );
+    assert!(status.message.contains("spec.color"), "field not named: {}", status.message);
+    assert!(status.message.contains("color is immutable"), "{}", status.message);
 }
 
 #[tokio::test]
@@ -299,14 +212,7 @@ async fn server_side_apply_records_the_field_manager_and_detects_conflicts() {
         "metadata": { "name": "ssa" },
         "spec": { "size": 3, "mode": "Fast" }
     });
-    let w = widgets
-        .patch(
-            "ssa",
-            &PatchParams::apply("manager-a"),
-            &Patch::Apply(&applied),
-        )
-        .await
-        .unwrap();
+    let w = widgets.patch("ssa", &PatchParams::apply("manager-a"), &Patch::Apply(&applied)).await.unwrap();
     let entry = w
         .managed_fields()
         .iter()
@@ -314,10 +220,7 @@ async fn server_side_apply_records_the_field_manager_and_detects_conflicts() {
         .unwrap_or_else(|| panic!("manager-a not in managedFields: {:?}", w.managed_fields()));
     assert_eq!(entry.operation.as_deref(), Some("Apply"));
     let owned = serde_json::to_string(&entry.fields_v1).unwrap();
-    assert!(
-        owned.contains("f:size") && owned.contains("f:mode"),
-        "manager-a owns {owned}"
-    );
+    assert!(owned.contains("f:size") && owned.contains("f:mode"), "manager-a owns {owned}");
 
     // Another manager applying a different value for an owned field conflicts, unless it forces.
     let other = json!({
@@ -325,31 +228,12 @@ async fn server_side_apply_records_the_field_manager_and_detects_conflicts() {
         "metadata": { "name": "ssa" },
         "spec": { "size": 4 }
     });
-    let status = refusal(
-        widgets
-            .patch(
-                "ssa",
-                &PatchParams::apply("manager-b"),
-                &Patch::Apply(&other),
-            )
-            .await,
-    );
+    let status = refusal(widgets.patch("ssa", &PatchParams::apply("manager-b"), &Patch::Apply(&other)).await);
     assert_eq!(status.code, 409, "{status:?}");
     assert!(status.message.contains("manager-a"), "{}", status.message);
-    let w = widgets
-        .patch(
-            "ssa",
-            &PatchParams::apply("manager-b").force(),
-            &Patch::Apply(&other),
-        )
-        .await
-        .unwrap();
+    let w = widgets.patch("ssa", &PatchParams::apply("manager-b").force(), &Patch::Apply(&other)).await.unwrap();
     assert_eq!(w.spec.size, 4);
-    assert!(
-        w.managed_fields()
-            .iter()
-            .any(|m| m.manager.as_deref() == Some("manager-b"))
-    );
+    assert!(w.managed_fields().iter().any(|m| m.manager.as_deref() == Some("manager-b")));
 }
 
 #[tokio::test]
@@ -359,56 +243,24 @@ async fn status_subresource_ignores_status_on_main_update_and_takes_it_via_statu
     let ns = support::fresh_namespace("status-subresource").await;
     let widgets = Api::<Widget>::namespaced(client, &ns);
 
-    let mut w = widget(
-        "with-status",
-        WidgetSpec {
-            size: 1,
-            ..Default::default()
-        },
-    );
-    w.status = Some(WidgetStatus {
-        phase: Some("FromCreate".into()),
-    });
+    let mut w = widget("with-status", WidgetSpec { size: 1, ..Default::default() });
+    w.status = Some(WidgetStatus { phase: Some("FromCreate".into()) });
     let created = widgets.create(&PostParams::default(), &w).await.unwrap();
     assert_eq!(created.status, None, "status set through create");
     let generation = created.metadata.generation;
 
     let patch = json!({ "status": { "phase": "FromMainResource" } });
-    let after = widgets
-        .patch(
-            "with-status",
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .unwrap();
+    let after = widgets.patch("with-status", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     assert_eq!(after.status, None, "status set through the main resource");
 
     let patch = json!({ "status": { "phase": "Ready" } });
-    let after = widgets
-        .patch_status(
-            "with-status",
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .unwrap();
+    let after = widgets.patch_status("with-status", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     assert_eq!(after.status.and_then(|s| s.phase).as_deref(), Some("Ready"));
-    assert_eq!(
-        after.metadata.generation, generation,
-        "a status write must not bump the generation"
-    );
+    assert_eq!(after.metadata.generation, generation, "a status write must not bump the generation");
 
     // And /status ignores spec changes.
     let patch = json!({ "spec": { "size": 9 } });
-    let after = widgets
-        .patch_status(
-            "with-status",
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .unwrap();
+    let after = widgets.patch_status("with-status", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     assert_eq!(after.spec.size, 1);
 }
 
@@ -419,34 +271,16 @@ async fn finalizer_holds_deletion_until_removed() {
     let ns = support::fresh_namespace("finalizer").await;
     let widgets = Api::<Widget>::namespaced(client, &ns);
 
-    let mut w = widget(
-        "held",
-        WidgetSpec {
-            size: 1,
-            ..Default::default()
-        },
-    );
+    let mut w = widget("held", WidgetSpec { size: 1, ..Default::default() });
     w.metadata.finalizers = Some(vec!["cptest.dcs.migration.io/hold".into()]);
     widgets.create(&PostParams::default(), &w).await.unwrap();
 
-    widgets
-        .delete("held", &DeleteParams::default())
-        .await
-        .unwrap();
-    let held = widgets
-        .get("held")
-        .await
-        .expect("the finalizer keeps the object");
-    assert!(
-        held.metadata.deletion_timestamp.is_some(),
-        "no deletionTimestamp on {held:?}"
-    );
+    widgets.delete("held", &DeleteParams::default()).await.unwrap();
+    let held = widgets.get("held").await.expect("the finalizer keeps the object");
+    assert!(held.metadata.deletion_timestamp.is_some(), "no deletionTimestamp on {held:?}");
 
     let release = json!({ "metadata": { "finalizers": null } });
-    widgets
-        .patch("held", &PatchParams::default(), &Patch::Merge(&release))
-        .await
-        .unwrap();
+    widgets.patch("held", &PatchParams::default(), &Patch::Merge(&release)).await.unwrap();
     let status = refusal(widgets.get("held").await);
     assert_eq!(status.code, 404, "{status:?}");
 }
@@ -459,38 +293,16 @@ async fn watch_receives_added_modified_and_deleted_events() {
     let widgets = Api::<Widget>::namespaced(client, &ns);
 
     let list = widgets.list(&ListParams::default()).await.unwrap();
-    let rv = list
-        .metadata
-        .resource_version
-        .expect("a list has a resourceVersion");
-    let mut events = widgets
-        .watch(&WatchParams::default().timeout(60), &rv)
-        .await
-        .unwrap()
-        .boxed();
+    let rv = list.metadata.resource_version.expect("a list has a resourceVersion");
+    let mut events = widgets.watch(&WatchParams::default().timeout(60), &rv).await.unwrap().boxed();
 
     widgets
-        .create(
-            &PostParams::default(),
-            &widget(
-                "watched",
-                WidgetSpec {
-                    size: 1,
-                    ..Default::default()
-                },
-            ),
-        )
+        .create(&PostParams::default(), &widget("watched", WidgetSpec { size: 1, ..Default::default() }))
         .await
         .unwrap();
     let patch = json!({ "spec": { "size": 2 } });
-    widgets
-        .patch("watched", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-    widgets
-        .delete("watched", &DeleteParams::default())
-        .await
-        .unwrap();
+    widgets.patch("watched", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    widgets.delete("watched", &DeleteParams::default()).await.unwrap();
 
     let mut seen = Vec::new();
     while seen.len() < 3 {
@@ -511,8 +323,7 @@ async fn watch_receives_added_modified_and_deleted_events() {
 }
 
 #[tokio::test]
-async fn service_account_token_is_forbidden_what_its_role_does_not_allow_and_allowed_what_it_does()
-{
+async fn service_account_token_is_forbidden_what_its_role_does_not_allow_and_allowed_what_it_does() {
     let admin = support::admin_client().await;
     let ns = support::fresh_namespace("rbac").await;
     let other_ns = support::fresh_namespace("rbac-other").await;
@@ -522,15 +333,9 @@ async fn service_account_token_is_forbidden_what_its_role_does_not_allow_and_all
         "rules": [{ "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create"] }]
     }))
     .unwrap();
-    Api::<Role>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &role)
-        .await
-        .unwrap();
+    Api::<Role>::namespaced(admin.clone(), &ns).create(&PostParams::default(), &role).await.unwrap();
     let binding = RoleBinding {
-        metadata: ObjectMeta {
-            name: Some("operator-reads-configmaps".into()),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some("operator-reads-configmaps".into()), ..Default::default() },
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
@@ -543,10 +348,7 @@ async fn service_account_token_is_forbidden_what_its_role_does_not_allow_and_all
             ..Default::default()
         }]),
     };
-    Api::<RoleBinding>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), &ns).create(&PostParams::default(), &binding).await.unwrap();
 
     let sa = support::service_account_client(&ns, "operator").await;
 
@@ -555,14 +357,8 @@ async fn service_account_token_is_forbidden_what_its_role_does_not_allow_and_all
         .create(&PostParams::default(), &SelfSubjectReview::default())
         .await
         .unwrap();
-    let user = review
-        .status
-        .and_then(|s| s.user_info)
-        .and_then(|u| u.username);
-    assert_eq!(
-        user.as_deref(),
-        Some(format!("system:serviceaccount:{ns}:operator").as_str())
-    );
+    let user = review.status.and_then(|s| s.user_info).and_then(|u| u.username);
+    assert_eq!(user.as_deref(), Some(format!("system:serviceaccount:{ns}:operator").as_str()));
 
     // Allowed: what the Role grants (retry briefly: the RBAC authorizer learns the binding from a watch).
     let configmaps = Api::<ConfigMap>::namespaced(sa.clone(), &ns);
@@ -572,50 +368,23 @@ async fn service_account_token_is_forbidden_what_its_role_does_not_allow_and_all
     })
     .await;
     let cm = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some("made-by-sa".into()),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some("made-by-sa".into()), ..Default::default() },
         ..Default::default()
     };
-    configmaps
-        .create(&PostParams::default(), &cm)
-        .await
-        .expect("create is granted");
+    configmaps.create(&PostParams::default(), &cm).await.expect("create is granted");
     configmaps.get("made-by-sa").await.expect("get is granted");
 
     // Forbidden: a verb, a resource and a namespace the Role does not grant.
-    let status = refusal(
-        configmaps
-            .delete("made-by-sa", &DeleteParams::default())
-            .await,
-    );
+    let status = refusal(configmaps.delete("made-by-sa", &DeleteParams::default()).await);
     assert_eq!(status.code, 403, "{status:?}");
-    assert!(
-        status
-            .message
-            .contains(&format!("system:serviceaccount:{ns}:operator")),
-        "{}",
-        status.message
-    );
-    let status = refusal(
-        Api::<Secret>::namespaced(sa.clone(), &ns)
-            .list(&ListParams::default())
-            .await,
-    );
+    assert!(status.message.contains(&format!("system:serviceaccount:{ns}:operator")), "{}", status.message);
+    let status = refusal(Api::<Secret>::namespaced(sa.clone(), &ns).list(&ListParams::default()).await);
     assert_eq!(status.code, 403, "{status:?}");
-    let status = refusal(
-        Api::<ConfigMap>::namespaced(sa.clone(), &other_ns)
-            .list(&ListParams::default())
-            .await,
-    );
+    let status = refusal(Api::<ConfigMap>::namespaced(sa.clone(), &other_ns).list(&ListParams::default()).await);
     assert_eq!(status.code, 403, "{status:?}");
 
     // The admin still can.
-    Api::<ConfigMap>::namespaced(admin, &ns)
-        .delete("made-by-sa", &DeleteParams::default())
-        .await
-        .unwrap();
+    Api::<ConfigMap>::namespaced(admin, &ns).delete("made-by-sa", &DeleteParams::default()).await.unwrap();
 }
 
 #[tokio::test]
@@ -628,35 +397,19 @@ async fn kubectl_version_shows_the_pinned_server_version() {
         .args(["version", "-o", "json"])
         .output()
         .expect("running kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl version failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let version: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("kubectl version -o json");
-    let server = version["serverVersion"]["gitVersion"]
-        .as_str()
-        .expect("a serverVersion")
-        .to_string();
-    assert!(
-        !server.starts_with("v0.0.0"),
-        "unstamped server version {server}"
-    );
+    assert!(out.status.success(), "kubectl version failed: {}", String::from_utf8_lossy(&out.stderr));
+    let version: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kubectl version -o json");
+    let server = version["serverVersion"]["gitVersion"].as_str().expect("a serverVersion").to_string();
+    assert!(!server.starts_with("v0.0.0"), "unstamped server version {server}");
     assert_eq!(version["serverVersion"]["gitTreeState"], "clean");
     if std::env::var_os("KUBEBUILDER_ASSETS").is_none() {
-        assert_eq!(
-            server,
-            pinned_kubernetes_version(),
-            "server version vs tools/k8s/go.mod"
-        );
+        assert_eq!(server, pinned_kubernetes_version(), "server version vs tools/k8s/go.mod");
     }
 }
 
 /// The k8s.io/kubernetes version tools/k8s/go.mod pins.
 fn pinned_kubernetes_version() -> String {
-    let go_mod =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/k8s/go.mod")).unwrap();
+    let go_mod = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/k8s/go.mod")).unwrap();
     go_mod
         .lines()
         .filter_map(|l| l.trim().strip_prefix("require ").or(Some(l.trim())))
@@ -681,38 +434,20 @@ async fn kubectl_apply_dry_run_server_validates_without_persisting() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("running kubectl");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(manifest.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(manifest.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     };
     let manifest = |size: i64| {
-        format!(
-            "apiVersion: cptest.dcs.migration.io/v1\nkind: Widget\nmetadata:\n  name: dry\nspec:\n  size: {size}\n"
-        )
+        format!("apiVersion: cptest.dcs.migration.io/v1\nkind: Widget\nmetadata:\n  name: dry\nspec:\n  size: {size}\n")
     };
 
     let out = kubectl_apply(manifest(3));
-    assert!(
-        out.status.success(),
-        "dry run refused: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "dry run refused: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("(server dry run)"));
     let status = refusal(Api::<Widget>::namespaced(client, &ns).get("dry").await);
     assert_eq!(status.code, 404, "a server dry run persisted the object");
 
     let out = kubectl_apply(manifest(0));
-    assert!(
-        !out.status.success(),
-        "the dry run accepted an invalid object"
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("spec.size"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(!out.status.success(), "the dry run accepted an invalid object");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.size"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -26,20 +26,13 @@ async fn restart_keeps_port_certificates_data_and_tokens() {
         data: Some([("k".to_string(), "v".to_string())].into()),
         ..Default::default()
     };
-    Api::<ConfigMap>::namespaced(admin.clone(), &ns)
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
+    Api::<ConfigMap>::namespaced(admin.clone(), &ns).create(&PostParams::default(), &cm).await.unwrap();
 
     cp.restart();
 
     let pids_after = std::fs::read_to_string(cp.dir().join("pids")).unwrap();
     assert_ne!(pids_before, pids_after, "new processes after a restart");
-    assert_eq!(
-        kubeconfig_before,
-        std::fs::read_to_string(cp.kubeconfig()).unwrap(),
-        "same port, CA and admin token"
-    );
+    assert_eq!(kubeconfig_before, std::fs::read_to_string(cp.kubeconfig()).unwrap(), "same port, CA and admin token");
     // The client made before the restart reconnects (its pooled connection died with the old process).
     let configmaps = Api::<ConfigMap>::namespaced(admin, &ns);
     let kept = support::eventually("the old client to reconnect", Duration::from_secs(10), || {

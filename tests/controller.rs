@@ -35,7 +35,9 @@ async fn examples_reach_their_phase_and_kubectl_wait_returns() {
         let task_name = rm["status"]["taskName"].as_str().unwrap().to_owned();
         assert_eq!(env.tasks_named(&task_name).await.len(), 1, "exactly one remote task for {name}");
         assert_eq!(rm["status"]["observedGeneration"], rm["metadata"]["generation"]);
-        assert!(rm["metadata"]["finalizers"].as_array().unwrap().iter().any(|f| f == "dcs.migration.io/stop-remote-task"));
+        assert!(
+            rm["metadata"]["finalizers"].as_array().unwrap().iter().any(|f| f == "dcs.migration.io/stop-remote-task")
+        );
     }
     let incremental = env.get("online-incremental");
     assert_eq!(incremental["status"]["remoteStatus"], "INCRMIGEATING", "the API's word, verbatim");
@@ -50,7 +52,14 @@ async fn examples_reach_their_phase_and_kubectl_wait_returns() {
     assert_eq!(header, ["NAME", "TYPE", "METHOD", "PHASE", "PROGRESS", "TASK", "ID", "READY", "AGE"]);
     let row = text.lines().find(|l| l.starts_with("online-incremental ")).unwrap();
     let id = incremental["status"]["taskId"].as_str().unwrap();
-    assert!(row.contains("Online") && row.contains("Incremental") && row.contains("IncrementalMigrating") && row.contains(id) && row.contains("True"), "{row}");
+    assert!(
+        row.contains("Online")
+            && row.contains("Incremental")
+            && row.contains("IncrementalMigrating")
+            && row.contains(id)
+            && row.contains("True"),
+        "{row}"
+    );
 
     let state = env.sim_state().await;
     assert_eq!(state["tasks"].as_array().unwrap().len(), 4, "one task per resource, no more");
@@ -63,9 +72,7 @@ async fn examples_reach_their_phase_and_kubectl_wait_returns() {
 #[tokio::test]
 async fn an_existing_online_task_is_adopted_by_task_id_and_configured() {
     let env = Env::new("adopt", PHASE).await;
-    let created = env
-        .sim_admin(reqwest::Method::GET, "/_sim/state", None)
-        .await;
+    let created = env.sim_admin(reqwest::Method::GET, "/_sim/state", None).await;
     assert!(created["tasks"].as_array().unwrap().is_empty());
     let id = create_online_task(&env, "made-elsewhere").await;
     let manifest = env.example("adopt-online-task.yaml").replace("90754308a156406fa8378f852f38a646", &id);
@@ -84,7 +91,11 @@ async fn an_existing_online_task_is_adopted_by_task_id_and_configured() {
 async fn create_online_task(env: &Env, name: &str) -> String {
     use dcs_migration_operator::dcs::model::CreateOnlineMigrationTaskBody;
     use dcs_migration_operator::dcs::{ClientConfig, Credentials, DcsClient, Endpoint};
-    let config = ClientConfig::new(Endpoint::parse(&env.url()).unwrap(), e2e::PROJECT, Credentials::new(e2e::AK, &env.secret_key));
+    let config = ClientConfig::new(
+        Endpoint::parse(&env.url()).unwrap(),
+        e2e::PROJECT,
+        Credentials::new(e2e::AK, &env.secret_key),
+    );
     let client = DcsClient::new(config).unwrap();
     let body = CreateOnlineMigrationTaskBody {
         name: name.into(),
@@ -100,7 +111,8 @@ async fn create_online_task(env: &Env, name: &str) -> String {
 async fn a_missing_credentials_secret_stalls_then_recovers_when_it_appears() {
     let mut env = Env::new("missing-creds", PHASE).await;
     let op = Operator::start(&env);
-    let manifest = env.example("backup-import-obs.yaml").replace("name: dcs-credentials", "name: dcs-credentials-later");
+    let manifest =
+        env.example("backup-import-obs.yaml").replace("name: dcs-credentials", "name: dcs-credentials-later");
     env.apply(&manifest);
     let rm = env.wait_condition("import-from-obs", "Stalled", "True", Some("CredentialsMissing"), CONVERGE).await;
     let message = ready_status(&rm)["message"].as_str().unwrap().to_owned();
@@ -108,7 +120,8 @@ async fn a_missing_credentials_secret_stalls_then_recovers_when_it_appears() {
     assert!(env.sim_state().await["tasks"].as_array().unwrap().is_empty(), "nothing created without credentials");
 
     let sk = env.secret_key.clone();
-    env.put_secret("dcs-credentials-later", &[("accessKey", e2e::AK), ("secretKey", &sk), ("projectId", e2e::PROJECT)]).await;
+    env.put_secret("dcs-credentials-later", &[("accessKey", e2e::AK), ("secretKey", &sk), ("projectId", e2e::PROJECT)])
+        .await;
     env.wait_phase("import-from-obs", "Succeeded", Duration::from_secs(30)).await;
     env.assert_no_secret_leaked(&[op.logs()]);
 }
@@ -117,7 +130,8 @@ async fn a_missing_credentials_secret_stalls_then_recovers_when_it_appears() {
 async fn a_wrong_secret_key_stalls_with_credentials_rejected_then_recovers_when_fixed() {
     let mut env = Env::new("wrong-key", PHASE).await;
     let wrong = e2e::secret_value("WrongSK");
-    env.put_secret("dcs-credentials", &[("accessKey", e2e::AK), ("secretKey", &wrong), ("projectId", e2e::PROJECT)]).await;
+    env.put_secret("dcs-credentials", &[("accessKey", e2e::AK), ("secretKey", &wrong), ("projectId", e2e::PROJECT)])
+        .await;
     let op = Operator::start(&env);
     env.apply(&env.example("backup-import-obs.yaml"));
     let rm = env.wait_condition("import-from-obs", "Stalled", "True", Some("CredentialsRejected"), CONVERGE).await;
@@ -155,11 +169,8 @@ async fn every_resource_converges_through_thirty_percent_faults_within_the_qps_l
     let log = env.sim_admin(reqwest::Method::GET, "/_sim/log", None).await;
     let times: Vec<u64> = log.as_array().unwrap().iter().map(|c| c["atMs"].as_u64().unwrap()).collect();
     // Token bucket: at most burst + qps * window calls in any window.
-    let worst = times
-        .iter()
-        .map(|&start| times.iter().filter(|&&t| t >= start && t < start + 2000).count())
-        .max()
-        .unwrap();
+    let worst =
+        times.iter().map(|&start| times.iter().filter(|&&t| t >= start && t < start + 2000).count()).max().unwrap();
     assert!(worst <= 5 + 5 * 2 + 1, "{worst} calls within 2 s at qps 5, burst 5");
     env.assert_no_secret_leaked(&[op.logs()]);
 }
@@ -241,7 +252,8 @@ async fn stopped_stops_the_task_and_keeps_the_resource_then_unstopping_restarts_
     patch(&env, "online-incremental", json!({"spec": {"stopped": true}}));
     let rm = env.wait_phase("online-incremental", "Terminated", CONVERGE).await;
     assert_eq!(ready_status(&rm)["reason"], "StoppedByUser");
-    let stalled = rm["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Stalled").unwrap().clone();
+    let stalled =
+        rm["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Stalled").unwrap().clone();
     assert_eq!(stalled["status"], "False", "a requested stop is not a failure");
     assert_eq!(rm["status"]["remoteStatus"], "TERMINATED");
 

@@ -125,7 +125,10 @@ async fn referenced_secrets_carry_the_in_use_finalizer_until_no_resource_needs_t
     env.wait_phase("online-incremental", "IncrementalMigrating", CONVERGE).await;
     for secret in ["dcs-credentials", "redis-passwords"] {
         let s: Value = serde_json::from_slice(&env.kubectl(&["get", "secret", secret, "-o", "json"]).stdout).unwrap();
-        assert!(s["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "dcs.migration.io/in-use")), "{secret} is protected");
+        assert!(
+            s["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "dcs.migration.io/in-use")),
+            "{secret} is protected"
+        );
     }
     let out = env.kubectl(&["delete", "rmig/online-incremental", "--timeout=60s"]);
     assert!(out.status.success());
@@ -146,7 +149,8 @@ async fn deleting_a_whole_namespace_stops_every_task_even_across_an_operator_res
     env.wait_count_in_phase("IncrementalMigrating", 20, Duration::from_secs(120)).await;
     // What the namespace controller does (this control plane has none): delete the namespace,
     // then every object in it, Secrets and resources together.
-    let out = support::control_plane().kubectl().args(["delete", "namespace", &env.ns, "--wait=false"]).output().unwrap();
+    let out =
+        support::control_plane().kubectl().args(["delete", "namespace", &env.ns, "--wait=false"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = env.kubectl(&["delete", "secrets,rmig", "--all", "--wait=false"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -168,17 +172,27 @@ async fn revoked_credentials_during_deletion_say_why_and_orphan_releases_the_res
     env.apply(&env.example("online-incremental.yaml"));
     env.wait_phase("online-incremental", "IncrementalMigrating", CONVERGE).await;
     let new_key = e2e::secret_value("Rotated");
-    env.sim_admin(reqwest::Method::PUT, "/_sim/credentials", Some(json!({"accessKey": e2e::AK, "secretKey": new_key}))).await;
+    env.sim_admin(reqwest::Method::PUT, "/_sim/credentials", Some(json!({"accessKey": e2e::AK, "secretKey": new_key})))
+        .await;
     let out = env.kubectl(&["delete", "rmig/online-incremental", "--wait=false"]);
     assert!(out.status.success());
     let rm = env.wait_condition("online-incremental", "Synced", "False", Some("CredentialsRejected"), CONVERGE).await;
     let synced = rm["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Synced").unwrap().clone();
     let message = synced["message"].as_str().unwrap();
-    assert!(message.contains("APIGW.0301") && message.contains("deletionPolicy") && message.contains("Orphan"), "{message}");
+    assert!(
+        message.contains("APIGW.0301") && message.contains("deletionPolicy") && message.contains("Orphan"),
+        "{message}"
+    );
     let events = String::from_utf8_lossy(&env.kubectl(&["get", "events", "-o", "json"]).stdout).into_owned();
     assert!(events.contains("DeletionBlocked"), "an Event says why");
 
-    let out = env.kubectl(&["patch", "rmig/online-incremental", "--type=merge", "-p", r#"{"spec":{"deletionPolicy":"Orphan"}}"#]);
+    let out = env.kubectl(&[
+        "patch",
+        "rmig/online-incremental",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"deletionPolicy":"Orphan"}}"#,
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_gone(&env, "rmig", Duration::from_secs(30)).await;
     env.assert_no_secret_leaked(&[op.logs()]);
@@ -201,9 +215,11 @@ async fn crashes_anywhere_on_the_stop_and_delete_path_leave_no_task_running_and_
         assert!(out.status.success());
         let crashed = tokio::task::block_in_place(|| op.wait_exit(Duration::from_secs(8)).is_some());
         op.restart(&[]);
-        support::eventually(&format!("{name} released after a crash at {point} (crashed: {crashed})"), CONVERGE, || async {
-            (!env.kubectl(&["get", &format!("rmig/{name}")]).status.success()).then_some(())
-        })
+        support::eventually(
+            &format!("{name} released after a crash at {point} (crashed: {crashed})"),
+            CONVERGE,
+            || async { (!env.kubectl(&["get", &format!("rmig/{name}")]).status.success()).then_some(()) },
+        )
         .await;
     }
     let state = env.sim_state().await;

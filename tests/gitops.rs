@@ -10,8 +10,8 @@
 
 use dcs_migration_operator::controller::status::{condition, reason};
 use dcs_migration_operator::crd::RedisMigration;
-use mlua::{Lua, LuaSerdeExt};
 use mlua::serde::SerializeOptions;
+use mlua::{Lua, LuaSerdeExt};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -106,18 +106,27 @@ fn every_fixture_is_a_redismigration_as_the_operator_writes_it() {
     for row in TABLE {
         let obj = fixture(row.fixture);
         // The operator's own types read it: spec and status have the CRD's shape.
-        let _typed: RedisMigration =
-            serde_json::from_value(obj.clone()).unwrap_or_else(|e| panic!("{}: not a RedisMigration: {e}", row.fixture));
+        let _typed: RedisMigration = serde_json::from_value(obj.clone())
+            .unwrap_or_else(|e| panic!("{}: not a RedisMigration: {e}", row.fixture));
         // Ready, Reconciling and Stalled are always there (kstatus's race on a brand-new object, peers.md §4.2).
         for type_ in [condition::READY, condition::RECONCILING, condition::STALLED] {
             let c = conditions(&obj, type_).unwrap_or_else(|| panic!("{}: no {type_} condition", row.fixture));
             assert!(c["status"] == "True" || c["status"] == "False", "{}: {type_} is True or False", row.fixture);
         }
-        assert_eq!(conditions(&obj, condition::READY).unwrap()["reason"], row.ready_reason, "{}: Ready reason", row.fixture);
+        assert_eq!(
+            conditions(&obj, condition::READY).unwrap()["reason"],
+            row.ready_reason,
+            "{}: Ready reason",
+            row.fixture
+        );
         let status_generation = &obj["status"]["observedGeneration"];
         assert!(status_generation.is_i64(), "{}: status.observedGeneration", row.fixture);
         for c in obj["status"]["conditions"].as_array().unwrap() {
-            assert_eq!(&c["observedGeneration"], status_generation, "{}: conditions carry observedGeneration", row.fixture);
+            assert_eq!(
+                &c["observedGeneration"], status_generation,
+                "{}: conditions carry observedGeneration",
+                row.fixture
+            );
         }
     }
 }
@@ -177,9 +186,13 @@ fn yaml_block_after(text: &str, key: &str) -> Option<String> {
     let mut lines = text.lines().skip_while(|l| !l.trim_start().starts_with(key));
     let header = lines.next()?;
     let header_indent = header.len() - header.trim_start().len();
-    let body: Vec<&str> = lines.take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > header_indent).collect();
+    let body: Vec<&str> =
+        lines.take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > header_indent).collect();
     let indent = body.iter().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min()?;
-    let mut out: String = body.iter().map(|l| if l.trim().is_empty() { "\n".to_owned() } else { format!("{}\n", &l[indent..]) }).collect();
+    let mut out: String = body
+        .iter()
+        .map(|l| if l.trim().is_empty() { "\n".to_owned() } else { format!("{}\n", &l[indent..]) })
+        .collect();
     while out.ends_with("\n\n") {
         out.pop();
     }
@@ -193,7 +206,11 @@ fn argocd_cm_snippets_in_the_docs_are_the_tested_script() {
     for doc in ["docs/gitops.md", "charts/dcs-migration-operator/README.md"] {
         let text = std::fs::read_to_string(repo().join(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
         let block = yaml_block_after(&text, key).unwrap_or_else(|| panic!("{doc} has no `{key}` snippet"));
-        assert_eq!(block.trim_end(), script.trim_end(), "{doc}'s argocd-cm snippet differs from docs/argocd-health.lua");
+        assert_eq!(
+            block.trim_end(),
+            script.trim_end(),
+            "{doc}'s argocd-cm snippet differs from docs/argocd-health.lua"
+        );
     }
 }
 
@@ -218,12 +235,16 @@ fn kstatus_compute_gives_the_design_tables_status_for_every_row() {
     let bin = kstatus_binary();
     let out = Command::new(&bin).args(TABLE.iter().map(|r| fixture_path(r.fixture))).output().unwrap();
     assert!(out.status.success(), "kstatus: {}", String::from_utf8_lossy(&out.stderr));
-    let results: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let results: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(results.len(), TABLE.len());
     let mut wrong = Vec::new();
     for (row, result) in TABLE.iter().zip(&results) {
         if result["status"] != row.kstatus {
-            wrong.push(format!("{}: kstatus {} ({}), the design says {}", row.fixture, result["status"], result["message"], row.kstatus));
+            wrong.push(format!(
+                "{}: kstatus {} ({}), the design says {}",
+                row.fixture, result["status"], result["message"], row.kstatus
+            ));
         }
         // Failed carries the Stalled message: what `flux get kustomizations` shows the user.
         if row.kstatus == "Failed" {

@@ -20,7 +20,10 @@ fn condition(rm: &Value, type_: &str) -> Option<Value> {
 }
 
 fn metrics_args() -> Option<String> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcs-migration-operator")).args(["run", "--help"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcs-migration-operator"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).contains("--metrics-addr").then(|| {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         format!("127.0.0.1:{port}")
@@ -140,16 +143,29 @@ async fn an_unknown_status_word_is_shown_verbatim_and_treated_as_in_progress() {
     env.apply(&examples(&env, &["word"]));
     let rm = env.wait_phase("word", "IncrementalMigrating", Duration::from_secs(60)).await;
     let id = rm["status"]["taskId"].as_str().unwrap().to_owned();
-    env.sim_admin(reqwest::Method::PUT, &format!("/_sim/tasks/{id}"), Some(json!({"status": "QUANTUM_REBALANCING"}))).await;
+    env.sim_admin(reqwest::Method::PUT, &format!("/_sim/tasks/{id}"), Some(json!({"status": "QUANTUM_REBALANCING"})))
+        .await;
     let rm = support::eventually("the unknown word in status.remoteStatus", Duration::from_secs(30), || async {
         let rm = env.get("word");
         (rm["status"]["remoteStatus"] == "QUANTUM_REBALANCING").then_some(rm)
     })
     .await;
     let stalled = condition(&rm, "Stalled");
-    assert!(stalled.is_none_or(|c| c["status"] != "True"), "an unknown word is in progress, not Stalled: {}", rm["status"]);
-    assert!(condition(&rm, "Synced").is_some_and(|c| c["status"] == "True"), "the answer decoded fine: {}", rm["status"]);
-    eprintln!("unknown word: phase {}, Ready {:?}", rm["status"]["phase"], condition(&rm, "Ready").map(|c| c["reason"].clone()));
+    assert!(
+        stalled.is_none_or(|c| c["status"] != "True"),
+        "an unknown word is in progress, not Stalled: {}",
+        rm["status"]
+    );
+    assert!(
+        condition(&rm, "Synced").is_some_and(|c| c["status"] == "True"),
+        "the answer decoded fine: {}",
+        rm["status"]
+    );
+    eprintln!(
+        "unknown word: phase {}, Ready {:?}",
+        rm["status"]["phase"],
+        condition(&rm, "Ready").map(|c| c["reason"].clone())
+    );
     env.sim_admin(reqwest::Method::PUT, &format!("/_sim/tasks/{id}"), Some(json!({"status": "INCRMIGEATING"}))).await;
     env.wait_condition("word", "Ready", "True", Some("IncrementalSyncing"), Duration::from_secs(30)).await;
     assert!(op.try_exit().is_none(), "the operator died");

@@ -38,11 +38,18 @@ fn constraints(schema: &Value, required: bool) -> Vec<String> {
         out.push(format!("default {}", code(&d.to_string())));
     }
     if let Some(values) = schema["enum"].as_array() {
-        let values: Vec<String> = values.iter().map(|v| code(v.as_str().map_or_else(|| v.to_string(), str::to_owned).as_str())).collect();
+        let values: Vec<String> =
+            values.iter().map(|v| code(v.as_str().map_or_else(|| v.to_string(), str::to_owned).as_str())).collect();
         out.push(format!("one of {}", values.join(", ")));
     }
     let number = |v: &Value| v.as_f64().map(|f| if f.fract() == 0.0 { format!("{}", f as i64) } else { f.to_string() });
-    for (key, label) in [("minimum", "min"), ("maximum", "max"), ("minLength", "min length"), ("maxLength", "max length"), ("maxItems", "max items")] {
+    for (key, label) in [
+        ("minimum", "min"),
+        ("maximum", "max"),
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("maxItems", "max items"),
+    ] {
         if let Some(n) = schema.get(key).and_then(number) {
             out.push(format!("{label} {n}"));
         }
@@ -74,7 +81,8 @@ fn walk(schema: &Value, path: &str, required: bool, fields: &mut Vec<Field>, rul
         };
         rules.push((at.trim_start_matches('.').to_owned(), one_line(rule["message"].as_str().unwrap_or(""))));
     }
-    let required_keys: Vec<&str> = schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let required_keys: Vec<&str> =
+        schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     if let Some(props) = schema["properties"].as_object() {
         let mut names: Vec<&String> = props.keys().collect();
         names.sort();
@@ -85,7 +93,8 @@ fn walk(schema: &Value, path: &str, required: bool, fields: &mut Vec<Field>, rul
     }
     if schema["type"] == "array" && schema["items"]["properties"].is_object() {
         let items = &schema["items"];
-        let required_keys: Vec<&str> = items["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let required_keys: Vec<&str> =
+            items["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         let props = items["properties"].as_object().unwrap();
         let mut names: Vec<&String> = props.keys().collect();
         names.sort();
@@ -103,16 +112,34 @@ fn render(crd: &Value) -> String {
     let mut out = String::new();
     let w = &mut out;
     writeln!(w, "# {kind} reference\n").unwrap();
-    writeln!(w, "<!-- Generated from {CRD_FILE} by tests/reference_docs.rs (`make reference`): do not edit. -->\n").unwrap();
+    writeln!(w, "<!-- Generated from {CRD_FILE} by tests/reference_docs.rs (`make reference`): do not edit. -->\n")
+        .unwrap();
     writeln!(w, "{}\n", one_line(schema["description"].as_str().unwrap_or(""))).unwrap();
     writeln!(w, "| | |\n|---|---|").unwrap();
-    writeln!(w, "| API version | `{}/{}` |", spec["group"].as_str().unwrap(), version["name"].as_str().unwrap()).unwrap();
+    writeln!(w, "| API version | `{}/{}` |", spec["group"].as_str().unwrap(), version["name"].as_str().unwrap())
+        .unwrap();
     writeln!(w, "| kind | `{kind}` ({}) |", spec["scope"].as_str().unwrap().to_lowercase()).unwrap();
     writeln!(w, "| plural | `{}` |", spec["names"]["plural"].as_str().unwrap()).unwrap();
-    let list = |v: &Value| v.as_array().into_iter().flatten().filter_map(Value::as_str).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+    let list = |v: &Value| {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     writeln!(w, "| short names | {} |", list(&spec["names"]["shortNames"])).unwrap();
     writeln!(w, "| categories | {} |", list(&spec["names"]["categories"])).unwrap();
-    writeln!(w, "| subresources | {} |", version["subresources"].as_object().map(|o| o.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")).unwrap_or_default()).unwrap();
+    writeln!(
+        w,
+        "| subresources | {} |",
+        version["subresources"]
+            .as_object()
+            .map(|o| o.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    )
+    .unwrap();
     writeln!(w).unwrap();
 
     writeln!(w, "## Columns (`kubectl get rmig`)\n").unwrap();
@@ -134,10 +161,28 @@ fn render(crd: &Value) -> String {
         writeln!(w).unwrap();
     }
     let mut top = Vec::new();
-    walk(&Value::Object(schema.as_object().unwrap().iter().filter(|(k, _)| *k == "x-kubernetes-validations").map(|(k, v)| (k.clone(), v.clone())).collect()), "(object)", false, &mut top, &mut rules);
+    walk(
+        &Value::Object(
+            schema
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k == "x-kubernetes-validations")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        "(object)",
+        false,
+        &mut top,
+        &mut rules,
+    );
 
     writeln!(w, "## Admission rules\n").unwrap();
-    writeln!(w, "Besides the types and constraints above, the API server refuses a RedisMigration (CEL rules in the CRD):\n").unwrap();
+    writeln!(
+        w,
+        "Besides the types and constraints above, the API server refuses a RedisMigration (CEL rules in the CRD):\n"
+    )
+    .unwrap();
     writeln!(w, "| field | rule |\n|---|---|").unwrap();
     for (path, message) in rules {
         writeln!(w, "| `{path}` | {message} |").unwrap();

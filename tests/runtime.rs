@@ -48,7 +48,10 @@ impl Replica {
 
     async fn wait_leader(&self, leading: bool, timeout: Duration) {
         let want = if leading { 1.0 } else { 0.0 };
-        support::eventually(&format!("dcs_migration_leader {want}"), timeout, || async { (self.leader().await? == want).then_some(()) }).await;
+        support::eventually(&format!("dcs_migration_leader {want}"), timeout, || async {
+            (self.leader().await? == want).then_some(())
+        })
+        .await;
     }
 
     async fn readyz(&self) -> Option<(u16, String)> {
@@ -85,8 +88,16 @@ async fn metrics_show_the_documented_series_with_real_values_and_no_secret_or_ta
     let replica = Replica::elected(&env, "metrics-replica");
     env.apply(&env.example("backup-import-obs.yaml"));
     // Once the task exists, throttle every list for a moment: the client's retries must show.
-    support::eventually("a task id in the status", CONVERGE, || async { env.get("import-from-obs")["status"]["taskId"].as_str().map(str::to_owned) }).await;
-    env.sim_admin(reqwest::Method::PUT, "/_sim/faults", Some(json!({"throttleRate": 1.0, "operations": ["ListMigrationTask"]}))).await;
+    support::eventually("a task id in the status", CONVERGE, || async {
+        env.get("import-from-obs")["status"]["taskId"].as_str().map(str::to_owned)
+    })
+    .await;
+    env.sim_admin(
+        reqwest::Method::PUT,
+        "/_sim/faults",
+        Some(json!({"throttleRate": 1.0, "operations": ["ListMigrationTask"]})),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     env.sim_admin(reqwest::Method::DELETE, "/_sim/faults", None).await;
     let rm = env.wait_phase("import-from-obs", "Succeeded", CONVERGE).await;
@@ -151,7 +162,10 @@ async fn readyz_is_unavailable_until_the_watch_has_synced_while_healthz_answers(
     let (m, p) = (format!("127.0.0.1:{metrics}"), format!("127.0.0.1:{probes}"));
     let op = Operator::start_with_kubeconfig(&env, kubeconfig, &["--metrics-addr", &m, "--probe-addr", &p], &[]);
 
-    support::eventually("/healthz to answer", Duration::from_secs(20), || async { get(probes, "/healthz").await.filter(|(s, _)| *s == 200) }).await;
+    support::eventually("/healthz to answer", Duration::from_secs(20), || async {
+        get(probes, "/healthz").await.filter(|(s, _)| *s == 200)
+    })
+    .await;
     for _ in 0..10 {
         let (status, body) = get(probes, "/readyz").await.expect("/readyz answers");
         assert_eq!(status, 503, "ready before the watch synced: {body}");
@@ -160,7 +174,13 @@ async fn readyz_is_unavailable_until_the_watch_has_synced_while_healthz_answers(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    let out = env.kubectl(&["create", "rolebinding", "operator-allowed", "--clusterrole=cluster-admin", &format!("--serviceaccount={}:{sa}", env.ns)]);
+    let out = env.kubectl(&[
+        "create",
+        "rolebinding",
+        "operator-allowed",
+        "--clusterrole=cluster-admin",
+        &format!("--serviceaccount={}:{sa}", env.ns),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let body = support::eventually("/readyz 200 once the watch synced", Duration::from_secs(60), || async {
         get(probes, "/readyz").await.filter(|(s, _)| *s == 200).map(|(_, b)| b)
@@ -176,12 +196,18 @@ async fn two_replicas_elect_one_leader_and_the_standby_takes_over_within_the_lea
     let mut first = Replica::elected(&env, "replica-a");
     first.wait_leader(true, Duration::from_secs(30)).await;
     let second = Replica::elected(&env, "replica-b");
-    support::eventually("the standby to be ready", Duration::from_secs(30), || async { second.readyz().await.filter(|(s, _)| *s == 200) }).await;
+    support::eventually("the standby to be ready", Duration::from_secs(30), || async {
+        second.readyz().await.filter(|(s, _)| *s == 200)
+    })
+    .await;
     assert_eq!(second.leader().await, Some(0.0), "the standby does not lead");
     assert_eq!(lease_holder(&env).await.as_deref(), Some("replica-a"));
 
     env.apply(&env.example("online-full.yaml"));
-    support::eventually("the leader to create the task", CONVERGE, || async { env.get("online-full")["status"]["taskId"].as_str().map(str::to_owned) }).await;
+    support::eventually("the leader to create the task", CONVERGE, || async {
+        env.get("online-full")["status"]["taskId"].as_str().map(str::to_owned)
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(first.op.logs().contains("DCS call"), "the leader calls DCS");
     assert!(!second.op.logs().contains("DCS call"), "the standby called DCS:\n{}", second.op.logs());
@@ -210,7 +236,10 @@ async fn sigterm_makes_the_leader_finish_release_the_lease_and_exit_zero_so_the_
     let mut first = Replica::elected(&env, "replica-a");
     first.wait_leader(true, Duration::from_secs(30)).await;
     let second = Replica::elected(&env, "replica-b");
-    support::eventually("the standby to be ready", Duration::from_secs(30), || async { second.readyz().await.filter(|(s, _)| *s == 200) }).await;
+    support::eventually("the standby to be ready", Duration::from_secs(30), || async {
+        second.readyz().await.filter(|(s, _)| *s == 200)
+    })
+    .await;
     env.apply(&env.example("backup-import-obs.yaml"));
     env.wait_phase("import-from-obs", "Succeeded", CONVERGE).await;
 

@@ -26,9 +26,9 @@ struct Vector {
 }
 
 fn vectors_path() -> std::path::PathBuf {
-    std::env::var_os("DCS_SIGNING_VECTORS").map(Into::into).unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/signing-vectors.json")
-    })
+    std::env::var_os("DCS_SIGNING_VECTORS")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/signing-vectors.json"))
 }
 
 #[test]

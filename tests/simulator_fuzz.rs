@@ -15,18 +15,14 @@ use dcs_migration_operator::simulator::{ApiError, RunningSimulator};
 use hyper::Method;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use simulator_support::{
-    Client, PROJECT, assert_well_formed_error, backup_import_body, configure_body,
-};
+use simulator_support::{Client, PROJECT, assert_well_formed_error, backup_import_body, configure_body};
 
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(|f| json!(f)),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
         "[a-z_]{0,12}".prop_map(Value::String),
         any::<String>().prop_map(Value::String),
         Just(json!("0123456789abcdef0123456789abcdef")),
@@ -60,8 +56,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 8, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-            prop::collection::btree_map(keys.clone(), inner, 0..8)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(keys.clone(), inner, 0..8).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -98,47 +93,25 @@ fn arb_query() -> impl Strategy<Value = Vec<(String, String)>> {
 
 /// A store holding one task of each kind in various states.
 fn seeded_store() -> (Mutex<TaskStore>, Vec<String>) {
-    let store = Mutex::new(TaskStore::new(Timing {
-        phase: Duration::from_millis(1),
-        release_after: None,
-    }));
+    let store = Mutex::new(TaskStore::new(Timing { phase: Duration::from_millis(1), release_after: None }));
     let now = jiff::Timestamp::now();
     let mut ids = Vec::new();
-    let create = ApiRoute {
-        operation: Operation::CreateMigrationTask,
-        project_id: PROJECT.into(),
-        task_id: None,
-    };
+    let create = ApiRoute { operation: Operation::CreateMigrationTask, project_id: PROJECT.into(), task_id: None };
     let body = serde_json::to_vec(&backup_import_body("seed-import")).unwrap();
     let reply = handlers::handle(&store, &create, &[], &body, now).unwrap();
-    ids.push(
-        serde_json::from_slice::<Value>(&reply.body.unwrap()).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    );
-    let online = ApiRoute {
-        operation: Operation::CreateOnlineMigrationTask,
-        project_id: PROJECT.into(),
-        task_id: None,
-    };
-    let body =
-        br#"{"name": "seed-online", "vpc_id": "v", "subnet_id": "s", "security_group_id": "g"}"#;
+    ids.push(serde_json::from_slice::<Value>(&reply.body.unwrap()).unwrap()["id"].as_str().unwrap().to_owned());
+    let online =
+        ApiRoute { operation: Operation::CreateOnlineMigrationTask, project_id: PROJECT.into(), task_id: None };
+    let body = br#"{"name": "seed-online", "vpc_id": "v", "subnet_id": "s", "security_group_id": "g"}"#;
     let reply = handlers::handle(&store, &online, &[], body, now).unwrap();
     ids.push(
-        serde_json::from_slice::<Value>(&reply.body.unwrap()).unwrap()["instance_id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
+        serde_json::from_slice::<Value>(&reply.body.unwrap()).unwrap()["instance_id"].as_str().unwrap().to_owned(),
     );
     (store, ids)
 }
 
 fn check_error(e: &ApiError) {
-    assert!(
-        e.status.is_client_error() || e.status.is_server_error(),
-        "{e}"
-    );
+    assert!(e.status.is_client_error() || e.status.is_server_error(), "{e}");
     assert_well_formed_error(&serde_json::from_slice(&e.body("rid")).unwrap());
 }
 
@@ -224,10 +197,7 @@ struct Http {
 }
 
 static HTTP: LazyLock<Http> = LazyLock::new(|| Http {
-    runtime: tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap(),
+    runtime: tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
     sim: simulator_support::start(Duration::from_millis(5)),
 });
 
@@ -246,11 +216,7 @@ fn arb_path() -> impl Strategy<Value = String> {
     ];
     (any::<bool>(), prop::collection::vec(segment, 0..5)).prop_map(|(api, segs)| {
         let rest = segs.join("/");
-        if api {
-            format!("/v2/{PROJECT}/{rest}")
-        } else {
-            format!("/{rest}")
-        }
+        if api { format!("/v2/{PROJECT}/{rest}") } else { format!("/{rest}") }
     })
 }
 

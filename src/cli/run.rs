@@ -123,7 +123,12 @@ pub async fn run(args: RunArgs) -> ExitCode {
     let mut leadership = None;
     if let Some(namespace) = lease_namespace.filter(|_| args.leader_elect) {
         let settings = leader::Settings::new(&args.lease_name, namespace, leader::identity());
-        tracing::info!(lease = settings.name, namespace = settings.namespace, identity = settings.identity, "waiting for the lease");
+        tracing::info!(
+            lease = settings.name,
+            namespace = settings.namespace,
+            identity = settings.identity,
+            "waiting for the lease"
+        );
         let mut elector = Elector::new(client.clone(), settings);
         let standby = health.clone();
         tokio::select! {
@@ -165,7 +170,12 @@ pub async fn run(args: RunArgs) -> ExitCode {
         metrics: metrics.clone(),
         health: health.clone(),
     };
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), tick_ms = args.tick.as_millis() as u64, qps = args.qps, "starting the controller");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        tick_ms = args.tick.as_millis() as u64,
+        qps = args.qps,
+        "starting the controller"
+    );
     let drained = tokio::select! {
         () = controller::run(client, config, stopped(stopping.clone())) => true,
         () = async {
@@ -175,7 +185,10 @@ pub async fn run(args: RunArgs) -> ExitCode {
     };
     metrics.set_leader(false);
     if !drained {
-        tracing::warn!(drain_s = DRAIN.as_secs(), "reconciles still in flight after the drain period; exiting without releasing the lease (it expires)");
+        tracing::warn!(
+            drain_s = DRAIN.as_secs(),
+            "reconciles still in flight after the drain period; exiting without releasing the lease (it expires)"
+        );
         return ExitCode::FAILURE;
     }
     if let Some(leadership) = leadership {

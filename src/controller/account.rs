@@ -88,7 +88,8 @@ impl Accounts {
         if let Some(account) = accounts.get(&key) {
             return Ok(account.clone());
         }
-        let mut config = ClientConfig::new(access.endpoint.clone(), access.project_id.clone(), access.credentials.clone());
+        let mut config =
+            ClientConfig::new(access.endpoint.clone(), access.project_id.clone(), access.credentials.clone());
         config.rate_limit = self.settings.rate_limit;
         config.retry = self.settings.retry;
         config.timeout = self.settings.timeout;
@@ -219,8 +220,16 @@ impl Account {
         match &result {
             Err(e) if e.class() == ErrorClass::Authentication => {
                 let wait = circuit.as_ref().map_or(FIRST_CIRCUIT, |c| c.next);
-                tracing::warn!(wait_s = wait.as_secs(), code = e.code(), "DCS refused the credentials; pausing calls for this account");
-                *circuit = Some(Circuit { open_until: Instant::now() + wait, next: (wait * 2).min(MAX_CIRCUIT), error: e.clone() });
+                tracing::warn!(
+                    wait_s = wait.as_secs(),
+                    code = e.code(),
+                    "DCS refused the credentials; pausing calls for this account"
+                );
+                *circuit = Some(Circuit {
+                    open_until: Instant::now() + wait,
+                    next: (wait * 2).min(MAX_CIRCUIT),
+                    error: e.clone(),
+                });
             }
             Err(_) => {}
             Ok(_) => *circuit = None,
@@ -248,7 +257,12 @@ impl Account {
     /// The task as last observed by the account's loop, registering it for observation. When
     /// there is no observation newer than one tick (or `fresh` asks for one), waits for the next
     /// refresh; when none comes in time, shows the task directly.
-    pub async fn observe(&self, task_id: &str, owner: ObjectRef<RedisMigration>, fresh: bool) -> Result<Remote, DcsError> {
+    pub async fn observe(
+        &self,
+        task_id: &str,
+        owner: ObjectRef<RedisMigration>,
+        fresh: bool,
+    ) -> Result<Remote, DcsError> {
         let mut refreshed = self.refreshed.subscribe();
         let start = *refreshed.borrow_and_update();
         if !fresh {
@@ -478,10 +492,11 @@ impl Account {
         }
         for (id, fetched) in stats {
             if let Some(w) = state.watched.get_mut(&id)
-                && w.stats.as_ref() != Some(&fetched) {
-                    w.stats = Some(fetched);
-                    let _ = self.triggers.send(w.owner.clone());
-                }
+                && w.stats.as_ref() != Some(&fetched)
+            {
+                w.stats = Some(fetched);
+                let _ = self.triggers.send(w.owner.clone());
+            }
         }
         drop(state);
         self.refreshed.send_replace(refreshes);
@@ -553,11 +568,7 @@ impl Account {
             let result = self.look(|c| async move { c.show_migration_task_stats(&owned).await }).await;
             (id, result)
         });
-        futures::future::join_all(fetches)
-            .await
-            .into_iter()
-            .filter_map(|(id, r)| r.ok().map(|s| (id, s)))
-            .collect()
+        futures::future::join_all(fetches).await.into_iter().filter_map(|(id, r)| r.ok().map(|s| (id, s))).collect()
     }
 }
 

@@ -111,7 +111,9 @@ async fn send(kind: Kind, client: DcsClient, ids: Vec<String>) -> Result<BatchRe
     match (kind, ids.as_slice()) {
         (Kind::Stop, [id]) => {
             let item = match client.stop_migration_task(id).await {
-                Ok(_) => BatchItemResult { result: Some("success".into()), task_id: Some(id.clone()), ..Default::default() },
+                Ok(_) => {
+                    BatchItemResult { result: Some("success".into()), task_id: Some(id.clone()), ..Default::default() }
+                }
                 Err(DcsError::Api { error, .. }) if error.status == 400 => BatchItemResult {
                     result: Some("failed".into()),
                     task_id: Some(id.clone()),

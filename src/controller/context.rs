@@ -41,7 +41,14 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: kube::Client, accounts: Accounts, defaults: Defaults, recorder: Recorder, settings: Settings, guard: Guard) -> Self {
+    pub fn new(
+        client: kube::Client,
+        accounts: Accounts,
+        defaults: Defaults,
+        recorder: Recorder,
+        settings: Settings,
+        guard: Guard,
+    ) -> Self {
         Self { client, accounts, defaults, recorder, settings, guard, failures: Mutex::new(HashMap::new()) }
     }
 

@@ -31,9 +31,13 @@ pub enum CredentialError {
     KeyMissing { namespace: String, name: String, key: String },
     #[error("Secret {namespace}/{name} key {key:?} is not UTF-8 text")]
     NotText { namespace: String, name: String, key: String },
-    #[error("no credentials: set spec.credentialsSecretRef, or give the operator default credentials (HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK)")]
+    #[error(
+        "no credentials: set spec.credentialsSecretRef, or give the operator default credentials (HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK)"
+    )]
     NoCredentials,
-    #[error("no project id: set spec.projectId, the projectId key of the credentials Secret, or the operator's HUAWEICLOUD_SDK_PROJECT_ID")]
+    #[error(
+        "no project id: set spec.projectId, the projectId key of the credentials Secret, or the operator's HUAWEICLOUD_SDK_PROJECT_ID"
+    )]
     NoProjectId,
     #[error("endpoint host {host:?} is not in the operator's allowed endpoints")]
     EndpointNotAllowed { host: String },
@@ -63,15 +67,20 @@ async fn read_secret(secrets: &Api<Secret>, namespace: &str, name: &str) -> Resu
     match secrets.get_opt(name).await {
         Ok(Some(secret)) => Ok(secret),
         Ok(None) => Err(CredentialError::SecretNotFound { namespace: namespace.into(), name: name.into() }),
-        Err(e) => Err(CredentialError::Unreadable { namespace: namespace.into(), name: name.into(), reason: e.to_string() }),
+        Err(e) => {
+            Err(CredentialError::Unreadable { namespace: namespace.into(), name: name.into(), reason: e.to_string() })
+        }
     }
 }
 
 fn value(secret: &Secret, namespace: &str, key: &str) -> Result<Option<String>, CredentialError> {
     let name = secret.metadata.name.clone().unwrap_or_default();
     let from_data = secret.data.as_ref().and_then(|d| d.get(key)).map(|bytes| {
-        String::from_utf8(bytes.0.clone())
-            .map_err(|_| CredentialError::NotText { namespace: namespace.into(), name: name.clone(), key: key.into() })
+        String::from_utf8(bytes.0.clone()).map_err(|_| CredentialError::NotText {
+            namespace: namespace.into(),
+            name: name.clone(),
+            key: key.into(),
+        })
     });
     let text = match from_data {
         Some(result) => Some(result?),
@@ -167,7 +176,8 @@ mod tests {
 
     #[test]
     fn credential_errors_name_secret_and_key_only() {
-        let e = CredentialError::KeyMissing { namespace: "ns".into(), name: "dcs-creds".into(), key: "secretKey".into() };
+        let e =
+            CredentialError::KeyMissing { namespace: "ns".into(), name: "dcs-creds".into(), key: "secretKey".into() };
         assert_eq!(e.to_string(), "Secret ns/dcs-creds has no key \"secretKey\"");
     }
 }

@@ -123,10 +123,7 @@ pub enum Step {
 
 /// The task id this resource refers to: the recorded one, else the one it adopts by spec.
 pub fn known_task_id<'a>(spec: &'a RedisMigrationSpec, status: &'a RedisMigrationStatus) -> Option<&'a str> {
-    status
-        .task_id
-        .as_deref()
-        .or_else(|| spec.online.as_ref().and_then(|o| o.task_id.as_deref()))
+    status.task_id.as_deref().or_else(|| spec.online.as_ref().and_then(|o| o.task_id.as_deref()))
 }
 
 /// Decides the next remote step (deletion is decided in `deletion`).
@@ -205,7 +202,11 @@ pub fn wanted_serving(spec: &RedisMigrationSpec) -> Option<ServingSide> {
 
 /// Switch-over is decided from what the task reports, not from what was sent: a crash after an
 /// exchange finds it under way (EXCHANGING) or done (the IPs swapped), never sends it twice.
-fn switchover_step(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, switch: Option<&SwitchView>) -> Option<Step> {
+fn switchover_step(
+    spec: &RedisMigrationSpec,
+    status: &RedisMigrationStatus,
+    switch: Option<&SwitchView>,
+) -> Option<Step> {
     let wanted = wanted_serving(spec)?;
     let recorded = status.switchover.as_ref();
     // `serving` is the last observed side; the shell clears it when it sends an action.
@@ -252,14 +253,28 @@ pub(crate) mod tests {
         if kind == MigrationType::Online {
             spec.migration_type = MigrationType::Online;
             spec.backup_import = None;
-            spec.online = Some(OnlineSpec { task_id: None, network: None, resume_mode: ResumeMode::Auto, bandwidth_limit_mb: None });
-            spec.source = Some(RedisEndpoint { instance_id: None, address: Some("10.0.0.1:6379".into()), password_secret_ref: None });
+            spec.online = Some(OnlineSpec {
+                task_id: None,
+                network: None,
+                resume_mode: ResumeMode::Auto,
+                bandwidth_limit_mb: None,
+            });
+            spec.source = Some(RedisEndpoint {
+                instance_id: None,
+                address: Some("10.0.0.1:6379".into()),
+                password_secret_ref: None,
+            });
         }
         spec
     }
 
     pub fn task(word: &str) -> RemoteTask {
-        RemoteTask { task_id: "t1".into(), status: TaskStatus::new(word), resume_mode: Some("auto".into()), ..Default::default() }
+        RemoteTask {
+            task_id: "t1".into(),
+            status: TaskStatus::new(word),
+            resume_mode: Some("auto".into()),
+            ..Default::default()
+        }
     }
 
     fn with_task_id() -> RedisMigrationStatus {
@@ -308,7 +323,11 @@ pub(crate) mod tests {
             ..Default::default()
         };
         assert_eq!(run(&s, &refused(1), CreateMark::None, &Remote::NotLookedUp), Step::Observe);
-        assert_eq!(run(&s, &refused(0), CreateMark::None, &Remote::NotLookedUp), Step::MarkCreatePending, "a new generation is tried");
+        assert_eq!(
+            run(&s, &refused(0), CreateMark::None, &Remote::NotLookedUp),
+            Step::MarkCreatePending,
+            "a new generation is tried"
+        );
     }
 
     #[test]
@@ -403,19 +422,32 @@ pub(crate) mod tests {
         });
         let terminated = Remote::Present(task("TERMINATED"));
         assert_eq!(run(&s, &stopped_by_user, CreateMark::None, &terminated), Step::Restart);
-        assert_eq!(run(&s, &with_task_id(), CreateMark::None, &terminated), Step::Observe, "stopped elsewhere: no restart");
-        assert_eq!(run(&spec(MigrationType::BackupImport), &stopped_by_user, CreateMark::None, &terminated), Step::Observe);
+        assert_eq!(
+            run(&s, &with_task_id(), CreateMark::None, &terminated),
+            Step::Observe,
+            "stopped elsewhere: no restart"
+        );
+        assert_eq!(
+            run(&spec(MigrationType::BackupImport), &stopped_by_user, CreateMark::None, &terminated),
+            Step::Observe
+        );
     }
 
     #[test]
     fn switchover_is_decided_from_what_the_task_reports() {
         use crate::crd::{SwitchoverSpec, SwitchoverStatus};
         let mut s = spec(MigrationType::Online);
-        s.switchover = Some(SwitchoverSpec { exchange_ips: vec!["10.0.0.1".into()], exchange_domain: false, rollback: false });
+        s.switchover =
+            Some(SwitchoverSpec { exchange_ips: vec!["10.0.0.1".into()], exchange_domain: false, rollback: false });
         let streaming = Remote::Present(task("INCRMIGEATING"));
         let with = |serving: Option<ServingSide>, actions: i32| RedisMigrationStatus {
             task_id: Some("t1".into()),
-            switchover: Some(SwitchoverStatus { serving, actions, source_ip: Some("10.0.0.1".into()), ..Default::default() }),
+            switchover: Some(SwitchoverStatus {
+                serving,
+                actions,
+                source_ip: Some("10.0.0.1".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let view = |exchanging: bool, source: &str, target: &str| SwitchView {
@@ -423,21 +455,45 @@ pub(crate) mod tests {
             source_ip: Some(source.into()),
             target_ip: Some(target.into()),
         };
-        let step = |spec: &RedisMigrationSpec, status: &RedisMigrationStatus, remote: &Remote, v: Option<&SwitchView>| {
-            decide(&Inputs { spec, status, mark: CreateMark::None, remote, switch: v, generation: Some(1), create_grace: GRACE })
-        };
+        let step =
+            |spec: &RedisMigrationSpec, status: &RedisMigrationStatus, remote: &Remote, v: Option<&SwitchView>| {
+                decide(&Inputs {
+                    spec,
+                    status,
+                    mark: CreateMark::None,
+                    remote,
+                    switch: v,
+                    generation: Some(1),
+                    create_grace: GRACE,
+                })
+            };
         let not_yet = with(None, 0);
         assert_eq!(step(&s, &not_yet, &streaming, None), Step::InspectSwitchover);
         assert_eq!(step(&s, &not_yet, &streaming, Some(&view(false, "10.0.0.1", "10.0.0.2"))), Step::ExchangeIp);
         assert_eq!(step(&s, &not_yet, &Remote::Present(task("FULLMIGRATING")), None), Step::Observe, "only once Ready");
         let sent = with(None, 1);
-        assert_eq!(step(&s, &sent, &streaming, Some(&view(true, "10.0.0.1", "10.0.0.2"))), Step::Observe, "under way: wait");
-        assert_eq!(step(&s, &sent, &streaming, Some(&view(false, "10.0.0.2", "10.0.0.1"))), Step::Observe, "done: never twice");
+        assert_eq!(
+            step(&s, &sent, &streaming, Some(&view(true, "10.0.0.1", "10.0.0.2"))),
+            Step::Observe,
+            "under way: wait"
+        );
+        assert_eq!(
+            step(&s, &sent, &streaming, Some(&view(false, "10.0.0.2", "10.0.0.1"))),
+            Step::Observe,
+            "done: never twice"
+        );
         assert_eq!(step(&s, &with(Some(ServingSide::Target), 1), &streaming, None), Step::Observe);
         s.switchover.as_mut().unwrap().rollback = true;
         assert_eq!(step(&s, &with(Some(ServingSide::Target), 1), &streaming, None), Step::InspectSwitchover);
-        assert_eq!(step(&s, &with(Some(ServingSide::Target), 1), &streaming, Some(&view(false, "10.0.0.2", "10.0.0.1"))), Step::RollbackIp);
-        assert_eq!(step(&s, &with(None, 0), &streaming, None), Step::Observe, "rollback before any exchange: nothing to do");
+        assert_eq!(
+            step(&s, &with(Some(ServingSide::Target), 1), &streaming, Some(&view(false, "10.0.0.2", "10.0.0.1"))),
+            Step::RollbackIp
+        );
+        assert_eq!(
+            step(&s, &with(None, 0), &streaming, None),
+            Step::Observe,
+            "rollback before any exchange: nothing to do"
+        );
     }
 
     #[test]

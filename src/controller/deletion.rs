@@ -10,8 +10,8 @@ use super::reconcile::{Error, Pass, dcs_problem};
 use super::status::Problem;
 use crate::crd::DeletionPolicy;
 use crate::dcs::model::TaskState;
-use kube::runtime::controller::Action;
 use kube::ResourceExt;
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 /// What to tell a user whose resource cannot finish deleting.
@@ -40,10 +40,12 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     let task_id = match task_id {
         Some(id) => Some(id),
         // A create may have been sent before a crash: find it by name.
-        None if pass.create_mark() != super::decision::CreateMark::None => match account.find_by_name(&pass.task_name).await {
-            Ok(found) => found.map(|t| t.task_id),
-            Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
-        },
+        None if pass.create_mark() != super::decision::CreateMark::None => {
+            match account.find_by_name(&pass.task_name).await {
+                Ok(found) => found.map(|t| t.task_id),
+                Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
+            }
+        }
         None => None,
     };
     let Some(id) = task_id else {

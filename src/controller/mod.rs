@@ -69,7 +69,10 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         watcher_config = watcher_config.labels(selector);
     }
     let (triggers, woken) = mpsc::unbounded_channel::<ObjectRef<RedisMigration>>();
-    let recorder = Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() });
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() },
+    );
     let (sweeps, swept) = mpsc::unbounded_channel();
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -11,7 +11,9 @@ use super::deletion;
 use super::naming::default_task_name;
 use super::status::{self, Facts, Problem};
 use super::{ANNOTATION_CREATE_PENDING, ANNOTATION_PAUSED, ANNOTATION_RECONCILE_REQUESTED, FIELD_MANAGER, FINALIZER};
-use crate::crd::{BackupSource, Method, MigrationType, Phase, Progress, RedisMigration, RedisMigrationStatus, ResumeMode};
+use crate::crd::{
+    BackupSource, Method, MigrationType, Phase, Progress, RedisMigration, RedisMigrationStatus, ResumeMode,
+};
 use crate::dcs::model::*;
 use crate::dcs::{DcsError, ErrorClass};
 use jiff::Timestamp;
@@ -178,15 +180,18 @@ impl<'c> Pass<'c> {
         }
         crate::crash::point("status-written");
         if old_phase != status.phase
-            && let Some(phase) = status.phase {
-                let kind = match phase {
-                    Phase::Failed => EventType::Warning,
-                    Phase::Terminated if !self.rm.spec.stopped && self.rm.metadata.deletion_timestamp.is_none() => EventType::Warning,
-                    _ => EventType::Normal,
-                };
-                let note = status.message.clone().unwrap_or_else(|| format!("phase is now {phase:?}"));
-                self.event(kind, &format!("{phase:?}"), "PhaseChanged", note).await;
-            }
+            && let Some(phase) = status.phase
+        {
+            let kind = match phase {
+                Phase::Failed => EventType::Warning,
+                Phase::Terminated if !self.rm.spec.stopped && self.rm.metadata.deletion_timestamp.is_none() => {
+                    EventType::Warning
+                }
+                _ => EventType::Normal,
+            };
+            let note = status.message.clone().unwrap_or_else(|| format!("phase is now {phase:?}"));
+            self.event(kind, &format!("{phase:?}"), "PhaseChanged", note).await;
+        }
         self.written = status;
         Ok(())
     }
@@ -194,7 +199,8 @@ impl<'c> Pass<'c> {
     /// Publishes an Event; failures (e.g. a Terminating namespace refusing new objects) are
     /// logged, never fatal.
     pub async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
-        let event = Event { type_, reason: reason.to_owned(), note: Some(note), action: action.to_owned(), secondary: None };
+        let event =
+            Event { type_, reason: reason.to_owned(), note: Some(note), action: action.to_owned(), secondary: None };
         if let Err(e) = self.ctx.recorder.publish(&event, &self.rm.object_ref(&())).await {
             tracing::debug!(error = %e, "could not publish an Event");
         }
@@ -210,7 +216,13 @@ impl<'c> Pass<'c> {
     }
 
     /// Computes and writes the status for this pass.
-    pub async fn report(&mut self, remote: &Remote, problem: Option<&Problem>, progress: Option<Progress>, handled: Option<&str>) -> Result<(), Error> {
+    pub async fn report(
+        &mut self,
+        remote: &Remote,
+        problem: Option<&Problem>,
+        progress: Option<Progress>,
+        handled: Option<&str>,
+    ) -> Result<(), Error> {
         let status = status::compute(&Facts {
             spec: &self.rm.spec,
             generation: self.rm.metadata.generation,
@@ -234,7 +246,9 @@ impl<'c> Pass<'c> {
 pub fn credential_problem(e: &CredentialError) -> Problem {
     match e {
         CredentialError::Unreadable { .. } => Problem::Transient(e.to_string()),
-        CredentialError::InvalidEndpoint(_) | CredentialError::EndpointNotAllowed { .. } => Problem::InvalidSpec(e.to_string()),
+        CredentialError::InvalidEndpoint(_) | CredentialError::EndpointNotAllowed { .. } => {
+            Problem::InvalidSpec(e.to_string())
+        }
         _ => Problem::CredentialsMissing(e.to_string()),
     }
 }
@@ -243,7 +257,9 @@ pub fn credential_problem(e: &CredentialError) -> Problem {
 pub fn dcs_problem(e: &DcsError) -> Problem {
     let message = e.to_string();
     match e.class() {
-        ErrorClass::Throttled | ErrorClass::Server | ErrorClass::Network | ErrorClass::Decode => Problem::Transient(message),
+        ErrorClass::Throttled | ErrorClass::Server | ErrorClass::Network | ErrorClass::Decode => {
+            Problem::Transient(message)
+        }
         ErrorClass::Authentication => Problem::CredentialsRejected(message),
         ErrorClass::Permission => Problem::PermissionDenied(message),
         ErrorClass::NotFound | ErrorClass::BadRequest => Problem::InvalidSpec(message),
@@ -316,7 +332,13 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
                 crate::crash::point("adopt-recorded");
                 pass.clear_annotation(ANNOTATION_CREATE_PENDING).await?;
                 mark = CreateMark::None;
-                pass.event(EventType::Normal, "Adopted", "Adopt", format!("adopted the existing remote task {id} named {}", pass.task_name)).await;
+                pass.event(
+                    EventType::Normal,
+                    "Adopted",
+                    "Adopt",
+                    format!("adopted the existing remote task {id} named {}", pass.task_name),
+                )
+                .await;
             }
             Step::ClearCreateMark => {
                 pass.clear_annotation(ANNOTATION_CREATE_PENDING).await?;
@@ -329,12 +351,28 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
             Step::Create => match create(&pass, &account).await {
                 Ok(id) => {
                     crate::crash::point("created");
-                    pass.report(&Remote::Present(RemoteTask { task_id: id.clone(), task_name: Some(pass.task_name.clone()), ..Default::default() }), None, None, handled).await?;
+                    pass.report(
+                        &Remote::Present(RemoteTask {
+                            task_id: id.clone(),
+                            task_name: Some(pass.task_name.clone()),
+                            ..Default::default()
+                        }),
+                        None,
+                        None,
+                        handled,
+                    )
+                    .await?;
                     crate::crash::point("create-recorded");
                     pass.clear_annotation(ANNOTATION_CREATE_PENDING).await?;
                     mark = CreateMark::None;
                     crate::crash::point("create-mark-cleared");
-                    pass.event(EventType::Normal, "Created", "Create", format!("created the remote task {id} named {}", pass.task_name)).await;
+                    pass.event(
+                        EventType::Normal,
+                        "Created",
+                        "Create",
+                        format!("created the remote task {id} named {}", pass.task_name),
+                    )
+                    .await;
                     remote = Remote::NotLookedUp;
                     account.observe(&id, pass.owner(), true).await.map(|r| remote = r).ok();
                 }
@@ -350,7 +388,8 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
                     crate::crash::point("configured");
                     set_remote_status(&mut remote, word);
                     record(&account, &remote, &pass);
-                    pass.event(EventType::Normal, "Configured", "Configure", "configured the online migration".into()).await;
+                    pass.event(EventType::Normal, "Configured", "Configure", "configured the online migration".into())
+                        .await;
                 }
                 Err(Configure::Refused(p)) => problem = Some(p),
                 // No readable answer, or "not allowed in the current state" (a configure whose
@@ -364,7 +403,8 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
             },
             Step::UpdateResumeMode(mode) => {
                 let id = task_id_of(&remote);
-                match account.call(|c| async move { c.update_migration_task(&id, wire_resume_mode(mode)).await }).await {
+                match account.call(|c| async move { c.update_migration_task(&id, wire_resume_mode(mode)).await }).await
+                {
                     Ok(()) => {
                         if let Remote::Present(t) = &mut remote {
                             t.resume_mode = Some(resume_word(mode).to_owned());
@@ -384,7 +424,9 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
                     // Ended meanwhile, or gone: the next observation tells.
                     Ok(Outcome::WrongState(_)) => {}
                     Ok(Outcome::Gone) => remote = Remote::Absent,
-                    Ok(Outcome::Failed(message)) => problem = Some(Problem::Transient(format!("stopping task {id}: {message}"))),
+                    Ok(Outcome::Failed(message)) => {
+                        problem = Some(Problem::Transient(format!("stopping task {id}: {message}")))
+                    }
                     Err(e) => problem = Some(dcs_problem(&e)),
                 }
             }
@@ -410,7 +452,10 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
                 crate::crash::point("switchover-recorded");
                 let switchover = pass.rm.spec.switchover.clone().unwrap_or_default();
                 let result = if exchange {
-                    let body = ExchangeInstanceIpBody { exchanged_ip: switchover.exchange_ips, is_exchange_domain: switchover.exchange_domain };
+                    let body = ExchangeInstanceIpBody {
+                        exchanged_ip: switchover.exchange_ips,
+                        is_exchange_domain: switchover.exchange_domain,
+                    };
                     account.call(|c| async move { c.exchange_instance_ip(&id, &body).await }).await
                 } else {
                     account.call(|c| async move { c.rollback_exchange_instance_ip(&id).await }).await
@@ -486,7 +531,8 @@ async fn warn_event(pass: &Pass<'_>, problem: &Problem) {
         Problem::CredentialsMissing(m) => ("CredentialsMissing", m),
         Problem::InvalidSpec(m) => ("InvalidSpec", m),
     };
-    let already = pass.written.conditions.iter().any(|c| c.type_ == "Synced" && c.status == "False" && &c.message == message);
+    let already =
+        pass.written.conditions.iter().any(|c| c.type_ == "Synced" && c.status == "False" && &c.message == message);
     if !already {
         pass.event(EventType::Warning, reason, "Reconcile", message.clone()).await;
     }
@@ -510,9 +556,13 @@ fn next_requeue(pass: &Pass<'_>, problem: Option<&Problem>) -> Duration {
 
 /// What the task's detail says about a switch-over.
 fn switch_view(task: &MigrationTask) -> SwitchView {
-    let exchanging = [task.task_status.as_deref(), task.source_instance.as_ref().and_then(|i| i.task_status.as_deref()), task.target_instance.as_ref().and_then(|i| i.task_status.as_deref())]
-        .into_iter()
-        .any(|s| s == Some("EXCHANGING"));
+    let exchanging = [
+        task.task_status.as_deref(),
+        task.source_instance.as_ref().and_then(|i| i.task_status.as_deref()),
+        task.target_instance.as_ref().and_then(|i| i.task_status.as_deref()),
+    ]
+    .into_iter()
+    .any(|s| s == Some("EXCHANGING"));
     SwitchView {
         exchanging,
         source_ip: task.source_instance.as_ref().and_then(|i| i.ip.clone()),
@@ -536,9 +586,10 @@ fn task_id_of(remote: &Remote) -> String {
 
 fn set_remote_status(remote: &mut Remote, word: TaskStatus) {
     if let Remote::Present(t) = remote
-        && !word.word().is_empty() {
-            t.status = word;
-        }
+        && !word.word().is_empty()
+    {
+        t.status = word;
+    }
 }
 
 fn wire_resume_mode(mode: ResumeMode) -> crate::dcs::model::ResumeMode {
@@ -572,9 +623,16 @@ async fn create(pass: &Pass<'_>, account: &Account) -> Result<String, DcsError> 
     let spec = &pass.rm.spec;
     match spec.migration_type {
         MigrationType::BackupImport => {
-            let import = spec.backup_import.as_ref().ok_or_else(|| DcsError::InvalidRequest("spec.backupImport is missing".into()))?;
+            let import = spec
+                .backup_import
+                .as_ref()
+                .ok_or_else(|| DcsError::InvalidRequest("spec.backupImport is missing".into()))?;
             let target_password = match &spec.target.password_secret_ref {
-                Some(r) => Some(credentials::password(r, &pass.namespace, &pass.secrets).await.map_err(|e| DcsError::InvalidRequest(e.to_string()))?),
+                Some(r) => Some(
+                    credentials::password(r, &pass.namespace, &pass.secrets)
+                        .await
+                        .map_err(|e| DcsError::InvalidRequest(e.to_string()))?,
+                ),
                 None => None,
             };
             let body = CreateMigrationTaskBody {
@@ -583,16 +641,22 @@ async fn create(pass: &Pass<'_>, account: &Account) -> Result<String, DcsError> 
                 migration_type: MIGRATION_TYPE_BACKUP_IMPORT.to_owned(),
                 migration_method: MigrationMethod::Full,
                 backup_files: BackupFilesBody {
-                    file_source: Some(match import.source {
-                        BackupSource::ObsBucket => "self_build_obs",
-                        BackupSource::BackupRecord => "backup_record",
-                    }
-                    .to_owned()),
+                    file_source: Some(
+                        match import.source {
+                            BackupSource::ObsBucket => "self_build_obs",
+                            BackupSource::BackupRecord => "backup_record",
+                        }
+                        .to_owned(),
+                    ),
                     bucket_name: import.bucket.clone(),
                     files: import
                         .files
                         .iter()
-                        .map(|f| BackupFile { file_name: Some(f.name.clone()), size: f.size.clone(), update_at: f.updated_at.clone() })
+                        .map(|f| BackupFile {
+                            file_name: Some(f.name.clone()),
+                            size: f.size.clone(),
+                            update_at: f.updated_at.clone(),
+                        })
                         .collect(),
                     backup_id: import.backup_id.clone(),
                 },

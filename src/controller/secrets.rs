@@ -113,7 +113,12 @@ fn need(store: &Store<RedisMigration>, (ns, name): &SecretKey) -> Need {
 
 /// Removes the finalizer from queued Secrets that no live resource references. Runs until the
 /// queue closes; waits for the resource cache to be complete before deciding anything.
-pub async fn sweep(client: kube::Client, store: Store<RedisMigration>, mut queue: mpsc::UnboundedReceiver<SecretKey>, retry: mpsc::UnboundedSender<SecretKey>) {
+pub async fn sweep(
+    client: kube::Client,
+    store: Store<RedisMigration>,
+    mut queue: mpsc::UnboundedReceiver<SecretKey>,
+    retry: mpsc::UnboundedSender<SecretKey>,
+) {
     // Store readiness wakes only one of its waiters (the controller waits on it too), so it is
     // polled again now and then rather than awaited once.
     loop {
@@ -158,6 +163,10 @@ async fn unprotect(client: &kube::Client, (ns, name): &SecretKey) -> Result<(), 
     let finalizers: Vec<&String> = meta.finalizers().iter().filter(|f| *f != SECRET_FINALIZER).collect();
     let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version()}});
     api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    tracing::info!(namespace = ns, secret = name, "no resource needs the Secret any more: removed the in-use finalizer");
+    tracing::info!(
+        namespace = ns,
+        secret = name,
+        "no resource needs the Secret any more: removed the in-use finalizer"
+    );
     Ok(())
 }

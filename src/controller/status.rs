@@ -160,7 +160,15 @@ pub fn compute(facts: &Facts<'_>) -> RedisMigrationStatus {
         // a failed exchange with the API (throttling, 5xx, network, an unreadable answer).
         if let Some(problem) = facts.problem {
             let time = Time(facts.now);
-            set_condition(&mut status.conditions, condition::SYNCED, false, problem.synced_reason(), problem.message(), facts.generation, &time);
+            set_condition(
+                &mut status.conditions,
+                condition::SYNCED,
+                false,
+                problem.synced_reason(),
+                problem.message(),
+                facts.generation,
+                &time,
+            );
         }
         return status;
     }
@@ -239,7 +247,9 @@ fn switchover(status: &mut RedisMigrationStatus, view: Option<&SwitchView>) -> (
     }
     match (recorded.serving, recorded.actions) {
         (Some(ServingSide::Target), _) => (true, reason::SWITCHED_OVER, "the target serves the source's addresses"),
-        (Some(ServingSide::Source), n) if n > 0 => (false, reason::ROLLED_BACK, "the source serves its addresses again"),
+        (Some(ServingSide::Source), n) if n > 0 => {
+            (false, reason::ROLLED_BACK, "the source serves its addresses again")
+        }
         (None, n) if n > 0 => (false, reason::SWITCHING, "the IP exchange was sent; confirming it"),
         _ => (false, reason::SWITCH_PENDING, "the switch-over waits for the migration to be Ready"),
     }
@@ -273,7 +283,11 @@ fn verdict(facts: &Facts<'_>) -> Verdict {
     }
     if facts.paused {
         // Conditions stay as they were; only phase and message say so.
-        return Verdict::ready(Phase::Paused, reason::STABLE, "reconciliation is paused by the dcs.migration.io/paused annotation");
+        return Verdict::ready(
+            Phase::Paused,
+            reason::STABLE,
+            "reconciliation is paused by the dcs.migration.io/paused annotation",
+        );
     }
     if let Some(stall) = facts.problem.and_then(|p| p.stall_reason().map(|r| (r, p.message()))) {
         let phase = prior_phase.filter(|p| *p != Phase::Paused).unwrap_or(Phase::Pending);
@@ -294,7 +308,9 @@ fn verdict_unpaused(facts: &Facts<'_>) -> Verdict {
     let prior_phase = facts.prior.phase.filter(|p| *p != Phase::Paused);
     let task = match facts.remote {
         Remote::Present(task) => task,
-        Remote::Absent if facts.prior.task_id.is_some() || facts.spec.online.as_ref().is_some_and(|o| o.task_id.is_some()) => {
+        Remote::Absent
+            if facts.prior.task_id.is_some() || facts.spec.online.as_ref().is_some_and(|o| o.task_id.is_some()) =>
+        {
             let id = facts.prior.task_id.as_deref().or(facts.spec.online.as_ref().and_then(|o| o.task_id.as_deref()));
             return Verdict::stalled(
                 Phase::Terminated,
@@ -313,24 +329,48 @@ fn verdict_unpaused(facts: &Facts<'_>) -> Verdict {
     };
     let word = task.status.word();
     match task.state() {
-        TaskState::Creating => Verdict::progressing(Phase::Provisioning, reason::CONFIGURING, "the migration ECS is being provisioned"),
-        TaskState::Running => Verdict::progressing(Phase::AwaitingConfiguration, reason::CONFIGURING, "the task awaits configuration"),
-        TaskState::Migrating | TaskState::FullMigrating => Verdict::progressing(Phase::FullMigrating, reason::MIGRATING, "full migration in progress"),
-        TaskState::IncrementalMigrating => Verdict::ready(Phase::IncrementalMigrating, reason::INCREMENTAL_SYNCING, "full migration done; streaming changes until stopped"),
-        TaskState::Success | TaskState::MigrationSuccess => Verdict::ready(Phase::Succeeded, reason::SUCCEEDED, "the migration succeeded"),
-        TaskState::Terminating => Verdict::progressing(Phase::Terminating, reason::STOPPING, "the task is being stopped"),
+        TaskState::Creating => {
+            Verdict::progressing(Phase::Provisioning, reason::CONFIGURING, "the migration ECS is being provisioned")
+        }
+        TaskState::Running => {
+            Verdict::progressing(Phase::AwaitingConfiguration, reason::CONFIGURING, "the task awaits configuration")
+        }
+        TaskState::Migrating | TaskState::FullMigrating => {
+            Verdict::progressing(Phase::FullMigrating, reason::MIGRATING, "full migration in progress")
+        }
+        TaskState::IncrementalMigrating => Verdict::ready(
+            Phase::IncrementalMigrating,
+            reason::INCREMENTAL_SYNCING,
+            "full migration done; streaming changes until stopped",
+        ),
+        TaskState::Success | TaskState::MigrationSuccess => {
+            Verdict::ready(Phase::Succeeded, reason::SUCCEEDED, "the migration succeeded")
+        }
+        TaskState::Terminating => {
+            Verdict::progressing(Phase::Terminating, reason::STOPPING, "the task is being stopped")
+        }
         // Stopped as asked: the desired state is reached. Ready is True (reason StoppedByUser) so
         // that kstatus, which falls back to Ready, reports Current as design.md §3 wants; Argo CD's
         // check maps the reason to Suspended.
         TaskState::Terminated if facts.spec.stopped => {
             Verdict::ready(Phase::Terminated, reason::STOPPED_BY_USER, "the task was stopped as spec.stopped asks")
         }
-        TaskState::Terminated if stopped_by_user(facts.prior) => Verdict::progressing(Phase::Terminated, reason::CREATING, "restarting the stopped task"),
-        TaskState::Terminated => Verdict::stalled(Phase::Terminated, reason::STOPPED_REMOTELY, "the task was stopped outside this resource"),
-        TaskState::Deleted => Verdict::stalled(Phase::Terminated, reason::REMOTE_TASK_GONE, "the remote task was deleted"),
+        TaskState::Terminated if stopped_by_user(facts.prior) => {
+            Verdict::progressing(Phase::Terminated, reason::CREATING, "restarting the stopped task")
+        }
+        TaskState::Terminated => {
+            Verdict::stalled(Phase::Terminated, reason::STOPPED_REMOTELY, "the task was stopped outside this resource")
+        }
+        TaskState::Deleted => {
+            Verdict::stalled(Phase::Terminated, reason::REMOTE_TASK_GONE, "the remote task was deleted")
+        }
         TaskState::Failed | TaskState::MigrationFailed | TaskState::Error => {
             let detail = remote_error(task);
-            let message = if detail.is_empty() { format!("the task ended with {word}") } else { format!("the task ended with {word}: {detail}") };
+            let message = if detail.is_empty() {
+                format!("the task ended with {word}")
+            } else {
+                format!("the task ended with {word}: {detail}")
+            };
             Verdict::stalled(Phase::Failed, reason::FAILED, message)
         }
         TaskState::Released => released(prior_phase, task),
@@ -346,10 +386,26 @@ fn verdict_unpaused(facts: &Facts<'_>) -> Verdict {
 fn released(prior: Option<Phase>, task: &RemoteTask) -> Verdict {
     let detail = remote_error(task);
     match prior {
-        Some(Phase::Failed) => Verdict::stalled(Phase::Failed, reason::FAILED, format!("the task failed; its migration ECS was released{}", suffix(&detail))),
-        Some(Phase::Terminated) => Verdict::stalled(Phase::Terminated, reason::STOPPED_REMOTELY, "the task was stopped; its migration ECS was released"),
-        _ if !detail.is_empty() => Verdict::stalled(Phase::Failed, reason::FAILED, format!("the task failed; its migration ECS was released: {detail}")),
-        _ => Verdict::ready(Phase::Succeeded, reason::SUCCEEDED, "the migration succeeded; its migration ECS was released"),
+        Some(Phase::Failed) => Verdict::stalled(
+            Phase::Failed,
+            reason::FAILED,
+            format!("the task failed; its migration ECS was released{}", suffix(&detail)),
+        ),
+        Some(Phase::Terminated) => Verdict::stalled(
+            Phase::Terminated,
+            reason::STOPPED_REMOTELY,
+            "the task was stopped; its migration ECS was released",
+        ),
+        _ if !detail.is_empty() => Verdict::stalled(
+            Phase::Failed,
+            reason::FAILED,
+            format!("the task failed; its migration ECS was released: {detail}"),
+        ),
+        _ => Verdict::ready(
+            Phase::Succeeded,
+            reason::SUCCEEDED,
+            "the migration succeeded; its migration ECS was released",
+        ),
     }
 }
 
@@ -361,7 +417,8 @@ fn deadline_exceeded(facts: &Facts<'_>, phase: Phase) -> bool {
     if facts.prior.phase != Some(phase) {
         return false;
     }
-    let Some(since) = facts.prior.last_phase_transition_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok()) else {
+    let Some(since) = facts.prior.last_phase_transition_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok())
+    else {
         return false;
     };
     let limit = jiff::SignedDuration::from_secs(i64::from(facts.spec.progress_deadline_seconds));
@@ -446,7 +503,13 @@ mod tests {
         assert_eq!(status.observed_generation, Some(3));
     }
 
-    fn row(phase: Phase, ready: &'static str, reason: &'static str, reconciling: &'static str, stalled: &'static str) -> Row {
+    fn row(
+        phase: Phase,
+        ready: &'static str,
+        reason: &'static str,
+        reconciling: &'static str,
+        stalled: &'static str,
+    ) -> Row {
         Row { phase, ready, reason, reconciling, stalled }
     }
 
@@ -484,20 +547,36 @@ mod tests {
     fn design_table_rows_without_a_remote_word() {
         let online = spec(MigrationType::Online);
         let none = RedisMigrationStatus::default();
-        let recorded = RedisMigrationStatus { task_id: Some("t1".into()), phase: Some(Phase::FullMigrating), ..Default::default() };
+        let recorded = RedisMigrationStatus {
+            task_id: Some("t1".into()),
+            phase: Some(Phase::FullMigrating),
+            ..Default::default()
+        };
         let mut stopped = online.clone();
         stopped.stopped = true;
 
         let nothing = Remote::NotLookedUp;
-        check(&compute(&facts(&online, &none, &nothing)), &row(Phase::Pending, "False", reason::CREATING, "True", "False"), "none yet");
+        check(
+            &compute(&facts(&online, &none, &nothing)),
+            &row(Phase::Pending, "False", reason::CREATING, "True", "False"),
+            "none yet",
+        );
         let creating = Facts { creating: true, ..facts(&online, &none, &nothing) };
         check(&compute(&creating), &row(Phase::Creating, "False", reason::CREATING, "True", "False"), "creating");
 
         let terminated = Remote::Present(task("TERMINATED"));
-        check(&compute(&facts(&stopped, &recorded, &terminated)), &row(Phase::Terminated, "True", reason::STOPPED_BY_USER, "False", "False"), "stopped by user");
+        check(
+            &compute(&facts(&stopped, &recorded, &terminated)),
+            &row(Phase::Terminated, "True", reason::STOPPED_BY_USER, "False", "False"),
+            "stopped by user",
+        );
 
         let gone = Remote::Absent;
-        check(&compute(&facts(&online, &recorded, &gone)), &row(Phase::Terminated, "False", reason::REMOTE_TASK_GONE, "False", "True"), "task gone");
+        check(
+            &compute(&facts(&online, &recorded, &gone)),
+            &row(Phase::Terminated, "False", reason::REMOTE_TASK_GONE, "False", "True"),
+            "task gone",
+        );
 
         let deleting = Facts { deleting: true, ..facts(&online, &recorded, &nothing) };
         check(&compute(&deleting), &row(Phase::Terminating, "False", reason::DELETING, "True", "False"), "deleting");
@@ -552,19 +631,36 @@ mod tests {
             last_phase_transition_time: Some("2026-11-23T11:00:00Z".into()),
             ..Default::default()
         };
-        check(&compute(&facts(&online, &prior, &remote)), &row(Phase::FullMigrating, "False", reason::PROGRESS_DEADLINE_EXCEEDED, "False", "True"), "deadline");
+        check(
+            &compute(&facts(&online, &prior, &remote)),
+            &row(Phase::FullMigrating, "False", reason::PROGRESS_DEADLINE_EXCEEDED, "False", "True"),
+            "deadline",
+        );
         let recent = RedisMigrationStatus { last_phase_transition_time: Some("2026-11-23T11:50:00Z".into()), ..prior };
-        check(&compute(&facts(&online, &recent, &remote)), &row(Phase::FullMigrating, "False", reason::MIGRATING, "True", "False"), "within deadline");
+        check(
+            &compute(&facts(&online, &recent, &remote)),
+            &row(Phase::FullMigrating, "False", reason::MIGRATING, "True", "False"),
+            "within deadline",
+        );
     }
 
     #[test]
     fn released_keeps_the_outcome_reached_before_it() {
         let online = spec(MigrationType::Online);
         let remote = Remote::Present(task("RELEASED"));
-        let failed = RedisMigrationStatus { task_id: Some("t1".into()), phase: Some(Phase::Failed), ..Default::default() };
-        check(&compute(&facts(&online, &failed, &remote)), &row(Phase::Failed, "False", reason::FAILED, "False", "True"), "failed then released");
+        let failed =
+            RedisMigrationStatus { task_id: Some("t1".into()), phase: Some(Phase::Failed), ..Default::default() };
+        check(
+            &compute(&facts(&online, &failed, &remote)),
+            &row(Phase::Failed, "False", reason::FAILED, "False", "True"),
+            "failed then released",
+        );
         let succeeded = RedisMigrationStatus { phase: Some(Phase::Succeeded), ..failed };
-        check(&compute(&facts(&online, &succeeded, &remote)), &row(Phase::Succeeded, "True", reason::SUCCEEDED, "False", "False"), "succeeded then released");
+        check(
+            &compute(&facts(&online, &succeeded, &remote)),
+            &row(Phase::Succeeded, "True", reason::SUCCEEDED, "False", "False"),
+            "succeeded then released",
+        );
     }
 
     #[test]

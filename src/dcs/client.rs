@@ -173,7 +173,12 @@ impl DcsClient {
         let inner = &self.inner;
         let config = ClientConfig { retry, ..inner.config.clone() };
         Self {
-            inner: Arc::new(Inner { http: inner.http.clone(), config, limiter: inner.limiter.clone(), observer: inner.observer.clone() }),
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                config,
+                limiter: inner.limiter.clone(),
+                observer: inner.observer.clone(),
+            }),
         }
     }
 
@@ -208,8 +213,7 @@ impl DcsClient {
 
     /// `CreateMigrationTask`: a backup import. Never retried after an unknown outcome.
     pub async fn create_migration_task(&self, body: &CreateMigrationTaskBody) -> Result<TaskAccepted, DcsError> {
-        self.send(Call::new(Operation::CreateMigrationTask, Method::POST, "/migration-task".into()).json(body)?)
-            .await
+        self.send(Call::new(Operation::CreateMigrationTask, Method::POST, "/migration-task".into()).json(body)?).await
     }
 
     /// `CreateOnlineMigrationTask`: answers only the task id (`instance_id`). Never retried
@@ -218,8 +222,10 @@ impl DcsClient {
         &self,
         body: &CreateOnlineMigrationTaskBody,
     ) -> Result<OnlineTaskCreated, DcsError> {
-        self.send(Call::new(Operation::CreateOnlineMigrationTask, Method::POST, "/migration/instance".into()).json(body)?)
-            .await
+        self.send(
+            Call::new(Operation::CreateOnlineMigrationTask, Method::POST, "/migration/instance".into()).json(body)?,
+        )
+        .await
     }
 
     /// `SetOnlineMigrationTask`: configures an online task that is `RUNNING`.
@@ -254,7 +260,11 @@ impl DcsClient {
     }
 
     /// `ListMigrationTaskLogs`: one page of a task's log.
-    pub async fn list_migration_task_logs(&self, task_id: &str, query: &LogsQuery) -> Result<MigrationLogPage, DcsError> {
+    pub async fn list_migration_task_logs(
+        &self,
+        task_id: &str,
+        query: &LogsQuery,
+    ) -> Result<MigrationLogPage, DcsError> {
         let path = format!("/migration-task/{}/logs", segment(task_id));
         let call = Call::new(Operation::ListMigrationTaskLogs, Method::GET, path)
             .query("offset", query.offset)
@@ -289,7 +299,8 @@ impl DcsClient {
     /// `UpdateMigrationTask`: changes the resume mode.
     pub async fn update_migration_task(&self, task_id: &str, resume_mode: ResumeMode) -> Result<(), DcsError> {
         let path = format!("/migration-task/{}", segment(task_id));
-        let call = Call::new(Operation::UpdateMigrationTask, Method::PUT, path).json(&UpdateMigrationTaskBody { resume_mode })?;
+        let call = Call::new(Operation::UpdateMigrationTask, Method::PUT, path)
+            .json(&UpdateMigrationTaskBody { resume_mode })?;
         self.send::<Empty>(call).await.map(drop)
     }
 
@@ -297,7 +308,8 @@ impl DcsClient {
     /// detail call may still answer for a deleted task, so confirm absence with the list.
     pub async fn delete_migration_tasks(&self, task_ids: &[String]) -> Result<Vec<String>, DcsError> {
         let body = DeleteTasksBody { task_id_list: task_ids.to_vec() };
-        let call = Call::new(Operation::DeleteMigrationTask, Method::DELETE, "/migration-tasks/delete".into()).json(&body)?;
+        let call =
+            Call::new(Operation::DeleteMigrationTask, Method::DELETE, "/migration-tasks/delete".into()).json(&body)?;
         self.send::<DeleteTasksBody>(call).await.map(|b| b.task_id_list)
     }
 
@@ -321,7 +333,8 @@ impl DcsClient {
                 task_ids.len()
             )));
         }
-        let call = Call::new(operation, Method::POST, path.to_owned()).json(&TaskIdsBody { migration_tasks: task_ids })?;
+        let call =
+            Call::new(operation, Method::POST, path.to_owned()).json(&TaskIdsBody { migration_tasks: task_ids })?;
         self.send(call).await
     }
 
@@ -399,11 +412,7 @@ impl DcsClient {
         let started = std::time::Instant::now();
         let mut response = request.send().await.map_err(|e| network_error(operation, &e))?;
         let status = response.status().as_u16();
-        let request_id = response
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| network_error(operation, &e))? {
             if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
@@ -429,7 +438,9 @@ impl DcsClient {
 fn outcome_code(e: &DcsError) -> String {
     let well_formed = |code: &str| {
         code.split_once('.').is_some_and(|(prefix, digits)| {
-            matches!(prefix, "DCS" | "APIGW") && (1..=6).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+            matches!(prefix, "DCS" | "APIGW")
+                && (1..=6).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
         })
     };
     match (e.code(), e.http_status()) {

@@ -18,9 +18,7 @@ impl Endpoint {
             && region.len() <= 64
             && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !valid {
-            return Err(DcsError::InvalidRequest(format!(
-                "region {region:?} is not a region id such as cn-north-4"
-            )));
+            return Err(DcsError::InvalidRequest(format!("region {region:?} is not a region id such as cn-north-4")));
         }
         Self::parse(&format!("https://dcs.{region}.myhuaweicloud.com"))
     }
@@ -42,11 +40,7 @@ impl Endpoint {
             return Err(invalid("has no host"));
         };
         let loopback = host == "localhost"
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
+            || host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
         match base.scheme() {
             "https" => {}
             "http" if loopback => {}

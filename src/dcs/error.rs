@@ -60,24 +60,13 @@ pub struct ApiError {
 pub enum DcsError {
     /// The API answered with an error status.
     #[error("{operation} failed: {code} {message} (HTTP {status}{})", request_id_suffix(.error.request_id.as_deref()), code = .error.code, message = .error.message, status = .error.status)]
-    Api {
-        operation: Operation,
-        error: ApiError,
-    },
+    Api { operation: Operation, error: ApiError },
     /// No usable answer arrived. `sent` tells whether the request may have reached the service.
     #[error("{operation} failed: network error{}: {detail}", if *.sent { " after the request was sent" } else { "" })]
-    Network {
-        operation: Operation,
-        sent: bool,
-        detail: String,
-    },
+    Network { operation: Operation, sent: bool, detail: String },
     /// An answer arrived that is not the documented JSON.
     #[error("{operation} failed: cannot decode the HTTP {status} answer: {detail}")]
-    Decode {
-        operation: Operation,
-        status: u16,
-        detail: String,
-    },
+    Decode { operation: Operation, status: u16, detail: String },
     /// The request could not be built (bad endpoint, bad argument).
     #[error("invalid DCS request: {0}")]
     InvalidRequest(String),
@@ -130,10 +119,9 @@ impl DcsError {
     pub fn certainly_not_applied(&self) -> bool {
         match self {
             Self::Network { sent, .. } => !sent,
-            Self::Api { error, .. } => matches!(
-                classify(error.status, &error.code),
-                ErrorClass::Throttled | ErrorClass::Authentication
-            ),
+            Self::Api { error, .. } => {
+                matches!(classify(error.status, &error.code), ErrorClass::Throttled | ErrorClass::Authentication)
+            }
             _ => false,
         }
     }
@@ -160,11 +148,7 @@ const MAX_MESSAGE: usize = 1024;
 pub fn parse_error_body(status: u16, body: &[u8], header_request_id: Option<String>) -> ApiError {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let found = json.as_ref().and_then(find_code_and_message);
-    let body_request_id = json
-        .as_ref()
-        .and_then(|v| v.get("request_id"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let body_request_id = json.as_ref().and_then(|v| v.get("request_id")).and_then(Value::as_str).map(str::to_owned);
     let (code, message) = found.unwrap_or_else(|| (status.to_string(), plain_text(body)));
     ApiError {
         status,
@@ -175,8 +159,7 @@ pub fn parse_error_body(status: u16, body: &[u8], header_request_id: Option<Stri
 }
 
 fn find_code_and_message(v: &Value) -> Option<(String, String)> {
-    const KEYS: [(&str, &str); 3] =
-        [("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message")];
+    const KEYS: [(&str, &str); 3] = [("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message")];
     let obj = v.as_object()?;
     for (code_key, msg_key) in KEYS {
         if let Some(code) = obj.get(code_key).and_then(scalar_text) {
@@ -231,7 +214,11 @@ mod tests {
 
     #[test]
     fn dcs_body_is_parsed_and_missing_task_is_not_found() {
-        let e = parse_error_body(400, br#"{"error_code":"DCS.4133","error_msg":"Instance job is not found."}"#, Some("rid".into()));
+        let e = parse_error_body(
+            400,
+            br#"{"error_code":"DCS.4133","error_msg":"Instance job is not found."}"#,
+            Some("rid".into()),
+        );
         assert_eq!(e.code, "DCS.4133");
         assert_eq!(e.message, "Instance job is not found.");
         assert_eq!(e.request_id.as_deref(), Some("rid"));
@@ -240,7 +227,11 @@ mod tests {
 
     #[test]
     fn gateway_body_keeps_its_request_id() {
-        let e = parse_error_body(401, br#"{"error_msg":"Incorrect IAM authentication information","error_code":"APIGW.0301","request_id":"abc"}"#, None);
+        let e = parse_error_body(
+            401,
+            br#"{"error_msg":"Incorrect IAM authentication information","error_code":"APIGW.0301","request_id":"abc"}"#,
+            None,
+        );
         assert_eq!(e.code, "APIGW.0301");
         assert_eq!(e.request_id.as_deref(), Some("abc"));
         assert_eq!(classify(e.status, &e.code), ErrorClass::Authentication);
@@ -248,7 +239,11 @@ mod tests {
 
     #[test]
     fn legacy_nested_error_body_is_parsed() {
-        let e = parse_error_body(400, br#"{"error":{"code":"111400063","message":"Invalid resume_mode parameter in the request."}}"#, None);
+        let e = parse_error_body(
+            400,
+            br#"{"error":{"code":"111400063","message":"Invalid resume_mode parameter in the request."}}"#,
+            None,
+        );
         assert_eq!(e.code, "111400063");
         assert_eq!(e.message, "Invalid resume_mode parameter in the request.");
         assert_eq!(classify(e.status, &e.code), ErrorClass::BadRequest);
@@ -277,7 +272,11 @@ mod tests {
     fn display_names_operation_code_and_status() {
         let e = DcsError::Api {
             operation: Operation::ShowMigrationTask,
-            error: parse_error_body(400, br#"{"error_code":"DCS.4133","error_msg":"Instance job is not found."}"#, None),
+            error: parse_error_body(
+                400,
+                br#"{"error_code":"DCS.4133","error_msg":"Instance job is not found."}"#,
+                None,
+            ),
         };
         assert_eq!(e.to_string(), "ShowMigrationTask failed: DCS.4133 Instance job is not found. (HTTP 400)");
     }

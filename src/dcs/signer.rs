@@ -12,8 +12,7 @@ pub const DATE_HEADER: &str = "X-Sdk-Date";
 /// Header carrying the temporary-credential token; it is signed like any other header.
 pub const SECURITY_TOKEN_HEADER: &str = "X-Security-Token";
 /// SHA-256 of the empty payload.
-pub const EMPTY_PAYLOAD_SHA256: &str =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const EMPTY_PAYLOAD_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Everything but `A–Z a–z 0–9 - _ . ~` is percent-encoded (upper-case hex), in path segments,
 /// query keys and query values alike.
@@ -52,10 +51,7 @@ pub struct Signature {
 impl Signature {
     /// The `Authorization` header value for this signature and access key.
     pub fn authorization(&self, access_key: &str) -> String {
-        format!(
-            "{ALGORITHM} Access={access_key}, SignedHeaders={}, Signature={}",
-            self.signed_headers, self.signature
-        )
+        format!("{ALGORITHM} Access={access_key}, SignedHeaders={}, Signature={}", self.signed_headers, self.signature)
     }
 }
 
@@ -94,11 +90,7 @@ pub fn canonical_query(query: &[(String, String)]) -> String {
 
 /// Lower-case hex SHA-256 of a payload; the empty payload has a fixed hash.
 pub fn payload_hash(body: &[u8]) -> String {
-    if body.is_empty() {
-        EMPTY_PAYLOAD_SHA256.to_owned()
-    } else {
-        hex::encode(Sha256::digest(body))
-    }
+    if body.is_empty() { EMPTY_PAYLOAD_SHA256.to_owned() } else { hex::encode(Sha256::digest(body)) }
 }
 
 /// Builds the canonical request over the headers whose (lower-cased) names are in `signed`.
@@ -111,12 +103,7 @@ fn canonical_request_over(req: &SignableRequest<'_>, signed: &[String]) -> Strin
     out.push_str(&canonical_query(req.query));
     out.push('\n');
     for name in signed {
-        let value = req
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-            .unwrap_or("");
+        let value = req.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()).unwrap_or("");
         out.push_str(name);
         out.push(':');
         out.push_str(value);
@@ -130,22 +117,15 @@ fn canonical_request_over(req: &SignableRequest<'_>, signed: &[String]) -> Strin
 }
 
 fn date_of<'a>(req: &SignableRequest<'a>) -> Option<&'a str> {
-    req.headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(DATE_HEADER))
-        .map(|(_, v)| v.as_str())
+    req.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(DATE_HEADER)).map(|(_, v)| v.as_str())
 }
 
 fn string_to_sign(date: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{date}\n{}",
-        hex::encode(Sha256::digest(canonical_request.as_bytes()))
-    )
+    format!("{ALGORITHM}\n{date}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())))
 }
 
 fn hmac_hex(secret_key: &str, message: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret_key.as_bytes())
-        .expect("HMAC accepts keys of any length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret_key.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(message.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
@@ -154,23 +134,14 @@ fn sign_over(req: &SignableRequest<'_>, signed: Vec<String>, secret_key: &str) -
     let canonical_request = canonical_request_over(req, &signed);
     let string_to_sign = string_to_sign(date_of(req).unwrap_or(""), &canonical_request);
     let signature = hmac_hex(secret_key, &string_to_sign);
-    Signature {
-        canonical_request,
-        string_to_sign,
-        signed_headers: signed.join(";"),
-        signature,
-    }
+    Signature { canonical_request, string_to_sign, signed_headers: signed.join(";"), signature }
 }
 
 /// Signs a request with every header whose name has no `_`, as the SDK does.
 /// The caller must already have set `Host` and `X-Sdk-Date` (and `X-Security-Token` if any).
 pub fn sign(req: &SignableRequest<'_>, secret_key: &str) -> Signature {
-    let mut signed: Vec<String> = req
-        .headers
-        .iter()
-        .filter(|(n, _)| !n.contains('_'))
-        .map(|(n, _)| n.to_ascii_lowercase())
-        .collect();
+    let mut signed: Vec<String> =
+        req.headers.iter().filter(|(n, _)| !n.contains('_')).map(|(n, _)| n.to_ascii_lowercase()).collect();
     signed.sort();
     signed.dedup();
     sign_over(req, signed, secret_key)
@@ -199,11 +170,7 @@ impl AuthorizationHeader {
             }
         }
         let signed_headers: Vec<String> = signed?.split(';').map(str::to_owned).collect();
-        Some(Self {
-            access_key: access?,
-            signed_headers,
-            signature: signature?,
-        })
+        Some(Self { access_key: access?, signed_headers, signature: signature? })
     }
 
     /// True when the signature matches the request, recomputed over the headers it names

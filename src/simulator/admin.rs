@@ -22,21 +22,14 @@ pub struct AdminReply {
 }
 
 fn ok(value: &Value) -> AdminReply {
-    AdminReply {
-        status: StatusCode::OK,
-        body: Some(value.to_string().into_bytes()),
-    }
+    AdminReply { status: StatusCode::OK, body: Some(value.to_string().into_bytes()) }
 }
 
 fn fail(status: StatusCode, message: impl std::fmt::Display) -> AdminReply {
     let code = format!("SIM.{:04}", status.as_u16());
     AdminReply {
         status,
-        body: Some(
-            json!({"error_code": code, "error_msg": message.to_string()})
-                .to_string()
-                .into_bytes(),
-        ),
+        body: Some(json!({"error_code": code, "error_msg": message.to_string()}).to_string().into_bytes()),
     }
 }
 
@@ -56,13 +49,7 @@ struct NewCredentials {
 }
 
 /// Serves one admin call.
-pub fn handle(
-    shared: &Arc<Shared>,
-    route: &AdminRoute,
-    raw_query: &str,
-    body: &[u8],
-    now: Timestamp,
-) -> AdminReply {
+pub fn handle(shared: &Arc<Shared>, route: &AdminRoute, raw_query: &str, body: &[u8], now: Timestamp) -> AdminReply {
     match route {
         AdminRoute::State => state(shared, now),
         AdminRoute::GetFaults => ok(&json!(*shared.faults())),
@@ -93,10 +80,7 @@ pub fn handle(
         }
         AdminRoute::ForceTask(id) => force_status(shared, id, body, now),
         AdminRoute::RemoveTask(id) => match lock(&shared.store).remove(id, false) {
-            Some(_) => AdminReply {
-                status: StatusCode::NO_CONTENT,
-                body: None,
-            },
+            Some(_) => AdminReply { status: StatusCode::NO_CONTENT, body: None },
             None => fail(StatusCode::NOT_FOUND, format!("no task {id}")),
         },
         AdminRoute::RemoveAllTasks => {
@@ -106,16 +90,10 @@ pub fn handle(
         AdminRoute::Credentials => match serde_json::from_slice::<NewCredentials>(body) {
             Ok(c) if !c.access_key.is_empty() && !c.secret_key.is_empty() => {
                 let access_key = c.access_key.clone();
-                shared.set_credentials(Credentials {
-                    access_key: c.access_key,
-                    secret_key: c.secret_key,
-                });
+                shared.set_credentials(Credentials { access_key: c.access_key, secret_key: c.secret_key });
                 ok(&json!({"accessKey": access_key}))
             }
-            Ok(_) => fail(
-                StatusCode::BAD_REQUEST,
-                "accessKey and secretKey must not be empty",
-            ),
+            Ok(_) => fail(StatusCode::BAD_REQUEST, "accessKey and secretKey must not be empty"),
             Err(e) => fail(StatusCode::BAD_REQUEST, format!("invalid credentials: {e}")),
         },
     }
@@ -150,10 +128,7 @@ fn force_status(shared: &Arc<Shared>, id: &str, body: &[u8], now: Timestamp) -> 
         return fail(StatusCode::NOT_FOUND, format!("no task {id}"));
     };
     let status = Status::from_word(&force.status);
-    if !matches!(
-        status,
-        Status::Migrating | Status::FullMigrating | Status::IncrMigrating
-    ) {
+    if !matches!(status, Status::Migrating | Status::FullMigrating | Status::IncrMigrating) {
         task.freeze_progress(now, &timing);
     }
     task.error_message = force.error_message;
@@ -162,11 +137,7 @@ fn force_status(shared: &Arc<Shared>, id: &str, body: &[u8], now: Timestamp) -> 
         Some(m) => format!("Status set to {}: {m}", force.status),
         None => format!("Status set to {}.", force.status),
     };
-    let level = if force.status.contains("FAIL") || force.status == "ERROR" {
-        "ERROR"
-    } else {
-        "INFO"
-    };
+    let level = if force.status.contains("FAIL") || force.status == "ERROR" { "ERROR" } else { "INFO" };
     task.log(now, level, "MIGRATION_STATUS_CHANGED", &message);
     ok(&json!(task.show_view()))
 }

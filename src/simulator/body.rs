@@ -33,10 +33,7 @@ pub fn parse_optional_object(body: &[u8]) -> Result<Map<String, Value>, ApiError
 
 impl<'a> Fields<'a> {
     pub fn new(map: &'a Map<String, Value>) -> Self {
-        Self {
-            map,
-            prefix: String::new(),
-        }
+        Self { map, prefix: String::new() }
     }
 
     fn name(&self, key: &str) -> String {
@@ -75,11 +72,7 @@ impl<'a> Fields<'a> {
     /// A required string that must be one of `allowed`.
     pub fn required_enum(&self, key: &str, allowed: &[&str]) -> Result<&'a str, ApiError> {
         let s = self.required_str(key)?;
-        if allowed.contains(&s) {
-            Ok(s)
-        } else {
-            Err(ApiError::invalid_parameter(&self.name(key)))
-        }
+        if allowed.contains(&s) { Ok(s) } else { Err(ApiError::invalid_parameter(&self.name(key))) }
     }
 
     /// An optional boolean.
@@ -95,33 +88,24 @@ impl<'a> Fields<'a> {
     pub fn optional_int_or_string(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.present(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| ApiError::invalid_parameter(&self.name(key))),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::invalid_parameter(&self.name(key))),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| ApiError::invalid_parameter(&self.name(key))),
+            Some(Value::String(s)) => {
+                s.trim().parse().map(Some).map_err(|_| ApiError::invalid_parameter(&self.name(key)))
+            }
             Some(_) => Err(ApiError::invalid_parameter(&self.name(key))),
         }
     }
 
     /// A required nested object.
     pub fn required_object(&self, key: &str) -> Result<Fields<'a>, ApiError> {
-        self.optional_object(key)?
-            .ok_or_else(|| ApiError::missing_parameter(&self.name(key)))
+        self.optional_object(key)?.ok_or_else(|| ApiError::missing_parameter(&self.name(key)))
     }
 
     /// An optional nested object.
     pub fn optional_object(&self, key: &str) -> Result<Option<Fields<'a>>, ApiError> {
         match self.present(key) {
             None => Ok(None),
-            Some(Value::Object(map)) => Ok(Some(Fields {
-                map,
-                prefix: format!("{}.", self.name(key)),
-            })),
+            Some(Value::Object(map)) => Ok(Some(Fields { map, prefix: format!("{}.", self.name(key)) })),
             Some(_) => Err(ApiError::invalid_parameter(&self.name(key))),
         }
     }
@@ -134,10 +118,7 @@ impl<'a> Fields<'a> {
                 .iter()
                 .enumerate()
                 .map(|(i, item)| match item {
-                    Value::Object(map) => Ok(Fields {
-                        map,
-                        prefix: format!("{}[{i}].", self.name(key)),
-                    }),
+                    Value::Object(map) => Ok(Fields { map, prefix: format!("{}[{i}].", self.name(key)) }),
                     _ => Err(ApiError::invalid_parameter(&self.name(key))),
                 })
                 .collect(),
@@ -149,13 +130,9 @@ impl<'a> Fields<'a> {
     pub fn required_strings(&self, key: &str) -> Result<Vec<&'a str>, ApiError> {
         match self.present(key) {
             None => Err(ApiError::missing_parameter(&self.name(key))),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .ok_or_else(|| ApiError::invalid_parameter(&self.name(key)))
-                })
-                .collect(),
+            Some(Value::Array(items)) => {
+                items.iter().map(|v| v.as_str().ok_or_else(|| ApiError::invalid_parameter(&self.name(key)))).collect()
+            }
             Some(_) => Err(ApiError::invalid_parameter(&self.name(key))),
         }
     }
@@ -165,9 +142,7 @@ impl<'a> Fields<'a> {
 pub fn is_valid_task_name(name: &str) -> bool {
     (4..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 #[cfg(test)]
@@ -186,15 +161,8 @@ mod tests {
     fn missing_and_invalid_parameters_are_named_with_their_path() {
         let map = parse_object(br#"{"a": {"b": 1}, "n": null}"#).unwrap();
         let f = Fields::new(&map);
-        let err = f
-            .required_object("a")
-            .unwrap()
-            .required_str("b")
-            .unwrap_err();
-        assert_eq!(
-            (err.code, err.message.as_str()),
-            ("DCS.4063", "Invalid a.b in the request.")
-        );
+        let err = f.required_object("a").unwrap().required_str("b").unwrap_err();
+        assert_eq!((err.code, err.message.as_str()), ("DCS.4063", "Invalid a.b in the request."));
         let err = f.required_str("n").unwrap_err();
         assert_eq!(err.code, "DCS.4062");
         assert!(err.message.contains(" n "));

@@ -30,30 +30,16 @@ pub struct ApiError {
 
 impl ApiError {
     fn dcs(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            origin: ErrorSource::Dcs,
-        }
+        Self { status, code, message: message.into(), origin: ErrorSource::Dcs }
     }
 
     fn gateway(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            origin: ErrorSource::Gateway,
-        }
+        Self { status, code, message: message.into(), origin: ErrorSource::Gateway }
     }
 
     /// 400 `DCS.4133`: a well-formed task id that matches no task.
     pub fn task_not_found() -> Self {
-        Self::dcs(
-            StatusCode::BAD_REQUEST,
-            "DCS.4133",
-            "Instance job is not found.",
-        )
+        Self::dcs(StatusCode::BAD_REQUEST, "DCS.4133", "Instance job is not found.")
     }
 
     /// 400 `DCS.4957`: the task's state does not allow the operation.
@@ -67,29 +53,17 @@ impl ApiError {
 
     /// 400 `DCS.4070`: a malformed task id in the path.
     pub fn invalid_task_id() -> Self {
-        Self::dcs(
-            StatusCode::BAD_REQUEST,
-            "DCS.4070",
-            "Invalid task ID format.",
-        )
+        Self::dcs(StatusCode::BAD_REQUEST, "DCS.4070", "Invalid task ID format.")
     }
 
     /// 400 `DCS.4855`: a malformed task id in a batch call's body.
     pub fn invalid_batch_task_id() -> Self {
-        Self::dcs(
-            StatusCode::BAD_REQUEST,
-            "DCS.4855",
-            "invalid migration task id in the request.",
-        )
+        Self::dcs(StatusCode::BAD_REQUEST, "DCS.4855", "invalid migration task id in the request.")
     }
 
     /// 400 `DCS.4800`: a batch call with too many (or no) ids.
     pub fn invalid_batch_size(param: &str) -> Self {
-        Self::dcs(
-            StatusCode::BAD_REQUEST,
-            "DCS.4800",
-            format!("Invalid {param} in the request."),
-        )
+        Self::dcs(StatusCode::BAD_REQUEST, "DCS.4800", format!("Invalid {param} in the request."))
     }
 
     /// 400 `DCS.4004`: a required body is missing or empty.
@@ -99,47 +73,27 @@ impl ApiError {
 
     /// 400 `DCS.4005`: the body is not a JSON object.
     pub fn malformed_body() -> Self {
-        Self::dcs(
-            StatusCode::BAD_REQUEST,
-            "DCS.4005",
-            "Invalid request body, not a JSON object.",
-        )
+        Self::dcs(StatusCode::BAD_REQUEST, "DCS.4005", "Invalid request body, not a JSON object.")
     }
 
     /// 400 `DCS.4062`: a required parameter is missing (or null).
     pub fn missing_parameter(param: &str) -> Self {
-        Self::dcs(
-            StatusCode::BAD_REQUEST,
-            "DCS.4062",
-            format!("Invalid {param} parameter in the request."),
-        )
+        Self::dcs(StatusCode::BAD_REQUEST, "DCS.4062", format!("Invalid {param} parameter in the request."))
     }
 
     /// 400 `DCS.4063`: a parameter has the wrong type or a value outside its range or enum.
     pub fn invalid_parameter(param: &str) -> Self {
-        Self::dcs(
-            StatusCode::BAD_REQUEST,
-            "DCS.4063",
-            format!("Invalid {param} in the request."),
-        )
+        Self::dcs(StatusCode::BAD_REQUEST, "DCS.4063", format!("Invalid {param} in the request."))
     }
 
     /// 401 `DCS.1004`: the project id in the path does not belong to the credentials.
     pub fn project_mismatch() -> Self {
-        Self::dcs(
-            StatusCode::UNAUTHORIZED,
-            "DCS.1004",
-            "Project ID does not match the token.",
-        )
+        Self::dcs(StatusCode::UNAUTHORIZED, "DCS.1004", "Project ID does not match the token.")
     }
 
     /// 500 `DCS.5000`: an (injected) internal error.
     pub fn internal() -> Self {
-        Self::dcs(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "DCS.5000",
-            "Internal service error.",
-        )
+        Self::dcs(StatusCode::INTERNAL_SERVER_ERROR, "DCS.5000", "Internal service error.")
     }
 
     /// 404 `APIGW.0101`: no API on this method and path.
@@ -153,11 +107,7 @@ impl ApiError {
 
     /// 413 `APIGW.0201`: the request body exceeds the gateway's limit.
     pub fn body_too_large() -> Self {
-        Self::gateway(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "APIGW.0201",
-            "Request entity too large",
-        )
+        Self::gateway(StatusCode::PAYLOAD_TOO_LARGE, "APIGW.0201", "Request entity too large")
     }
 
     /// 401 `APIGW.0301`: missing or wrong signature, unknown access key.
@@ -211,12 +161,10 @@ mod tests {
 
     #[test]
     fn dcs_errors_carry_a_null_ext_msg_and_gateway_errors_a_request_id() {
-        let dcs: serde_json::Value =
-            serde_json::from_slice(&ApiError::task_not_found().body("r1")).unwrap();
+        let dcs: serde_json::Value = serde_json::from_slice(&ApiError::task_not_found().body("r1")).unwrap();
         assert_eq!(dcs["error_code"], "DCS.4133");
         assert!(dcs["error_ext_msg"].is_null());
-        let gw: serde_json::Value =
-            serde_json::from_slice(&ApiError::no_such_api().body("r1")).unwrap();
+        let gw: serde_json::Value = serde_json::from_slice(&ApiError::no_such_api().body("r1")).unwrap();
         assert_eq!(gw["request_id"], "r1");
     }
 }

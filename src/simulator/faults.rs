@@ -133,9 +133,7 @@ impl Faults {
     }
 
     fn applies_to(&self, operation: Operation) -> bool {
-        self.operations
-            .as_ref()
-            .is_none_or(|ops| ops.iter().any(|name| name == operation.name()))
+        self.operations.as_ref().is_none_or(|ops| ops.iter().any(|name| name == operation.name()))
     }
 
     /// The delay and the fault (if any) for one call of `operation`.
@@ -181,7 +179,9 @@ pub fn garbage_answer(kind: Garbage) -> (u16, &'static str, bytes::Bytes) {
     static HUGE: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
     match kind {
         Garbage::Html => (502, "text/html", bytes::Bytes::from_static(HTML_502.as_bytes())),
-        Garbage::WrongTypes => (200, "application/json;charset=UTF-8", bytes::Bytes::from_static(WRONG_TYPES.as_bytes())),
+        Garbage::WrongTypes => {
+            (200, "application/json;charset=UTF-8", bytes::Bytes::from_static(WRONG_TYPES.as_bytes()))
+        }
         Garbage::Truncated => (200, "application/json;charset=UTF-8", bytes::Bytes::from_static(TRUNCATED.as_bytes())),
         Garbage::Huge | Garbage::Mixed => {
             let body = HUGE.get_or_init(|| {
@@ -202,15 +202,9 @@ mod tests {
 
     #[test]
     fn faults_apply_only_to_the_listed_operations() {
-        let faults = Faults {
-            error_rate: 1.0,
-            operations: Some(vec!["ShowMigrationTask".into()]),
-            ..Faults::default()
-        };
-        assert_eq!(
-            faults.decide(Operation::ShowMigrationTask).1,
-            Some(Fault::Error)
-        );
+        let faults =
+            Faults { error_rate: 1.0, operations: Some(vec!["ShowMigrationTask".into()]), ..Faults::default() };
+        assert_eq!(faults.decide(Operation::ShowMigrationTask).1, Some(Fault::Error));
         assert_eq!(faults.decide(Operation::ListMigrationTask).1, None);
     }
 
@@ -234,29 +228,11 @@ mod tests {
 
     #[test]
     fn rates_outside_zero_to_one_and_unknown_operations_are_refused() {
-        let bad = Faults {
-            drop_rate: 1.5,
-            ..Faults::default()
-        };
-        assert!(matches!(
-            bad.validate(),
-            Err(FaultsError::RateOutOfRange {
-                field: "dropRate",
-                ..
-            })
-        ));
-        let nan = Faults {
-            error_rate: f64::NAN,
-            ..Faults::default()
-        };
+        let bad = Faults { drop_rate: 1.5, ..Faults::default() };
+        assert!(matches!(bad.validate(), Err(FaultsError::RateOutOfRange { field: "dropRate", .. })));
+        let nan = Faults { error_rate: f64::NAN, ..Faults::default() };
         assert!(nan.validate().is_err());
-        let unknown = Faults {
-            operations: Some(vec!["Nope".into()]),
-            ..Faults::default()
-        };
-        assert!(matches!(
-            unknown.validate(),
-            Err(FaultsError::UnknownOperation(_))
-        ));
+        let unknown = Faults { operations: Some(vec!["Nope".into()]), ..Faults::default() };
+        assert!(matches!(unknown.validate(), Err(FaultsError::UnknownOperation(_))));
     }
 }

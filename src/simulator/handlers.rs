@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 
 use super::body::{Fields, is_valid_task_name, parse_object, parse_optional_object};
 use super::error::ApiError;
-use super::lifecycle::{
-    BackupFile, BackupFiles, Endpoint, Kind, Method, Network, Status, Task, instance_name_for,
-};
+use super::lifecycle::{BackupFile, BackupFiles, Endpoint, Kind, Method, Network, Status, Task, instance_name_for};
 use super::routes::{ApiRoute, Operation, is_well_formed_task_id};
 use super::store::TaskStore;
 
@@ -29,17 +27,11 @@ pub struct Reply {
 impl Reply {
     fn ok<T: serde::Serialize + ?Sized>(value: &T) -> Self {
         let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-        Self {
-            status: StatusCode::OK,
-            body: Some(body),
-        }
+        Self { status: StatusCode::OK, body: Some(body) }
     }
 
     fn no_content() -> Self {
-        Self {
-            status: StatusCode::NO_CONTENT,
-            body: None,
-        }
+        Self { status: StatusCode::NO_CONTENT, body: None }
     }
 }
 
@@ -88,50 +80,35 @@ pub fn handle(
 
 fn valid_task_name<'a>(f: &Fields<'a>, key: &str) -> Result<&'a str, ApiError> {
     let name = f.required_str(key)?;
-    if is_valid_task_name(name) {
-        Ok(name)
-    } else {
-        Err(ApiError::invalid_parameter(key))
-    }
+    if is_valid_task_name(name) { Ok(name) } else { Err(ApiError::invalid_parameter(key)) }
 }
 
 /// `ip:port[,ip:port…]` with numeric ports.
 fn valid_addrs(addrs: &str) -> bool {
     !addrs.is_empty()
         && addrs.split(',').all(|a| {
-            a.rsplit_once(':').is_some_and(|(host, port)| {
-                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-            })
+            a.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
         })
 }
 
-fn create_backup_import(
-    store: &Mutex<TaskStore>,
-    body: &[u8],
-    now: Timestamp,
-) -> Result<Reply, ApiError> {
+fn create_backup_import(store: &Mutex<TaskStore>, body: &[u8], now: Timestamp) -> Result<Reply, ApiError> {
     let map = parse_object(body)?;
     let f = Fields::new(&map);
     let name = valid_task_name(&f, "task_name")?;
     let description = f.optional_str("description")?;
-    let migration_type =
-        f.required_enum("migration_type", &["backupfile_import", "online_migration"])?;
+    let migration_type = f.required_enum("migration_type", &["backupfile_import", "online_migration"])?;
     if migration_type != "backupfile_import" {
         // "Online migration through this API is no longer supported; use CreateOnlineMigrationTask."
         return Err(ApiError::invalid_parameter("migration_type"));
     }
-    let method = f.required_enum(
-        "migration_method",
-        &["full_amount_migration", "incremental_migration"],
-    )?;
+    let method = f.required_enum("migration_method", &["full_amount_migration", "incremental_migration"])?;
     if method != "full_amount_migration" {
         return Err(ApiError::invalid_parameter("migration_method"));
     }
     f.optional_enum("network_type", &["vpc", "vpn"])?;
     let bf = f.required_object("backup_files")?;
-    let file_source = bf
-        .optional_enum("file_source", &["self_build_obs", "backup_record"])?
-        .unwrap_or("self_build_obs");
+    let file_source =
+        bf.optional_enum("file_source", &["self_build_obs", "backup_record"])?.unwrap_or("self_build_obs");
     let mut files = Vec::new();
     let backup_files = if file_source == "self_build_obs" {
         let bucket = bf.required_str("bucket_name")?;
@@ -164,39 +141,23 @@ fn create_backup_import(
     let t = f.required_object("target_instance")?;
     let target = Endpoint {
         id: Some(t.required_str("id")?.to_owned()),
-        name: t
-            .optional_str("name")?
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned),
+        name: t.optional_str("name")?.filter(|n| !n.is_empty()).map(str::to_owned),
         addrs: None,
         password: t.optional_str("password")?.map(str::to_owned),
     };
-    let target_name = target
-        .name
-        .clone()
-        .unwrap_or_else(|| instance_name_for(target.id.as_deref().unwrap_or("")));
+    let target_name = target.name.clone().unwrap_or_else(|| instance_name_for(target.id.as_deref().unwrap_or("")));
     let id = new_id();
-    let task = Task::backup_import(
-        id.clone(),
-        name.to_owned(),
-        description.map(str::to_owned),
-        backup_files,
-        target,
-        now,
-    );
+    let task =
+        Task::backup_import(id.clone(), name.to_owned(), description.map(str::to_owned), backup_files, target, now);
     lock(store).insert(task);
     // Quirk: `name` is the target instance's name, not the task's.
-    Ok(Reply::ok(
-        &json!({"id": id, "name": target_name, "status": "MIGRATING", "error": ""}),
-    ))
+    Ok(Reply::ok(&json!({"id": id, "name": target_name, "status": "MIGRATING", "error": ""})))
 }
 
 fn file_size(item: &Fields<'_>) -> Result<Option<String>, ApiError> {
     match item.optional_str("size") {
         Ok(s) => Ok(s.map(str::to_owned)),
-        Err(_) => item
-            .optional_int_or_string("size")
-            .map(|n| n.map(|n| n.to_string())),
+        Err(_) => item.optional_int_or_string("size").map(|n| n.map(|n| n.to_string())),
     }
 }
 
@@ -211,13 +172,7 @@ fn create_online(store: &Mutex<TaskStore>, body: &[u8], now: Timestamp) -> Resul
         security_group_id: f.required_str("security_group_id")?.to_owned(),
     };
     let id = new_id();
-    let task = Task::online(
-        id.clone(),
-        name.to_owned(),
-        description.map(str::to_owned),
-        network,
-        now,
-    );
+    let task = Task::online(id.clone(), name.to_owned(), description.map(str::to_owned), network, now);
     lock(store).insert(task);
     // Quirk: only the task id (as `instance_id`) and an undocumented job id.
     Ok(Reply::ok(&json!({"instance_id": id, "job_id": new_id()})))
@@ -243,18 +198,10 @@ fn config_endpoint(f: &Fields<'_>, key: &str) -> Result<Endpoint, ApiError> {
     })
 }
 
-fn configure(
-    store: &Mutex<TaskStore>,
-    id: &str,
-    body: &[u8],
-    now: Timestamp,
-) -> Result<Reply, ApiError> {
+fn configure(store: &Mutex<TaskStore>, id: &str, body: &[u8], now: Timestamp) -> Result<Reply, ApiError> {
     let map = parse_object(body)?;
     let f = Fields::new(&map);
-    let method = f.required_enum(
-        "migration_method",
-        &["full_amount_migration", "incremental_migration"],
-    )?;
+    let method = f.required_enum("migration_method", &["full_amount_migration", "incremental_migration"])?;
     let resume_mode = f.required_enum("resume_mode", &["auto", "manual"])?;
     let bandwidth = match f.optional_int_or_string("bandwidth_limit_mb")? {
         Some(mb) if (1..=10_240).contains(&mb) => Some(mb.to_string()),
@@ -264,9 +211,7 @@ fn configure(
     let source = config_endpoint(&f, "source_instance")?;
     let target = config_endpoint(&f, "target_instance")?;
     let mut store = lock(store);
-    let task = store
-        .get_mut(id, now)
-        .ok_or_else(ApiError::task_not_found)?;
+    let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
     if task.kind != Kind::Online || task.status != Status::Running {
         return Err(ApiError::wrong_state());
     }
@@ -276,21 +221,9 @@ fn configure(
     task.source = Some(source);
     task.target = Some(target);
     task.enter(Status::FullMigrating, now);
-    task.log(
-        now,
-        "INFO",
-        "MIGRATION_TASK_CONFIGURED",
-        "The migration task has been configured.",
-    );
-    task.log(
-        now,
-        "INFO",
-        "MIGRATION_FULL_STARTED",
-        "Full synchronization started.",
-    );
-    Ok(Reply::ok(
-        &json!({"id": task.id, "name": task.name, "status": "FULLMIGRATING", "error": ""}),
-    ))
+    task.log(now, "INFO", "MIGRATION_TASK_CONFIGURED", "The migration task has been configured.");
+    task.log(now, "INFO", "MIGRATION_FULL_STARTED", "Full synchronization started.");
+    Ok(Reply::ok(&json!({"id": task.id, "name": task.name, "status": "FULLMIGRATING", "error": ""})))
 }
 
 fn show(store: &Mutex<TaskStore>, id: &str, now: Timestamp) -> Result<Reply, ApiError> {
@@ -308,26 +241,19 @@ fn show(store: &Mutex<TaskStore>, id: &str, now: Timestamp) -> Result<Reply, Api
 fn stats(store: &Mutex<TaskStore>, id: &str, now: Timestamp) -> Result<Reply, ApiError> {
     let mut store = lock(store);
     let timing = *store.timing();
-    let task = store
-        .get_mut(id, now)
-        .ok_or_else(ApiError::task_not_found)?;
+    let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
     Ok(Reply::ok(&task.stats_view(now, &timing)))
 }
 
 fn query_value<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    query
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// `offset` (≥ 0, default 0) and `limit` (1–1000, default 10).
 fn paging(query: &[(String, String)]) -> Result<(usize, usize), ApiError> {
     let offset = match query_value(query, "offset") {
         None => 0,
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| ApiError::invalid_parameter("offset"))?,
+        Some(v) => v.parse::<usize>().map_err(|_| ApiError::invalid_parameter("offset"))?,
     };
     let limit = match query_value(query, "limit") {
         None => 10,
@@ -339,33 +265,17 @@ fn paging(query: &[(String, String)]) -> Result<(usize, usize), ApiError> {
     Ok((offset, limit))
 }
 
-fn list(
-    store: &Mutex<TaskStore>,
-    query: &[(String, String)],
-    now: Timestamp,
-) -> Result<Reply, ApiError> {
+fn list(store: &Mutex<TaskStore>, query: &[(String, String)], now: Timestamp) -> Result<Reply, ApiError> {
     let (offset, limit) = paging(query)?;
     let name = query_value(query, "name").filter(|n| !n.is_empty());
     let mut store = lock(store);
     // Substring match: clients must match exact names themselves.
     let matching = store.newest_first(now, |t| name.is_none_or(|n| t.name.contains(n)));
-    let page: Vec<_> = matching
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|t| t.list_view())
-        .collect();
-    Ok(Reply::ok(
-        &json!({"count": matching.len(), "migration_tasks": page}),
-    ))
+    let page: Vec<_> = matching.iter().skip(offset).take(limit).map(|t| t.list_view()).collect();
+    Ok(Reply::ok(&json!({"count": matching.len(), "migration_tasks": page})))
 }
 
-fn logs(
-    store: &Mutex<TaskStore>,
-    id: &str,
-    query: &[(String, String)],
-    now: Timestamp,
-) -> Result<Reply, ApiError> {
+fn logs(store: &Mutex<TaskStore>, id: &str, query: &[(String, String)], now: Timestamp) -> Result<Reply, ApiError> {
     let (offset, limit) = paging(query)?;
     let level = match query_value(query, "log_level").filter(|l| !l.is_empty()) {
         None => None,
@@ -373,58 +283,34 @@ fn logs(
         Some(_) => return Err(ApiError::invalid_parameter("log_level")),
     };
     let mut store = lock(store);
-    let task = store
-        .get_mut(id, now)
-        .ok_or_else(ApiError::task_not_found)?;
-    let matching: Vec<_> = task
-        .logs
-        .iter()
-        .rev()
-        .filter(|l| level.is_none_or(|lv| l.log_level == lv))
-        .collect();
+    let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
+    let matching: Vec<_> = task.logs.iter().rev().filter(|l| level.is_none_or(|lv| l.log_level == lv)).collect();
     let page: Vec<_> = matching.iter().skip(offset).take(limit).collect();
-    Ok(Reply::ok(
-        &json!({"log_num": matching.len(), "migration_logs": page}),
-    ))
+    Ok(Reply::ok(&json!({"log_num": matching.len(), "migration_logs": page})))
 }
 
 fn stoppable(status: &Status) -> bool {
     matches!(
         status,
-        Status::Creating
-            | Status::Running
-            | Status::Migrating
-            | Status::FullMigrating
-            | Status::IncrMigrating
+        Status::Creating | Status::Running | Status::Migrating | Status::FullMigrating | Status::IncrMigrating
     )
 }
 
 /// Moves a stoppable task to `TERMINATING`.
-fn begin_stop(
-    task: &mut Task,
-    now: Timestamp,
-    timing: &super::lifecycle::Timing,
-) -> Result<(), ApiError> {
+fn begin_stop(task: &mut Task, now: Timestamp, timing: &super::lifecycle::Timing) -> Result<(), ApiError> {
     if !stoppable(&task.status) {
         return Err(ApiError::wrong_state());
     }
     task.freeze_progress(now, timing);
     task.enter(Status::Terminating, now);
-    task.log(
-        now,
-        "INFO",
-        "MIGRATION_TERMINATING",
-        "Stopping the migration task.",
-    );
+    task.log(now, "INFO", "MIGRATION_TERMINATING", "Stopping the migration task.");
     Ok(())
 }
 
 fn stop(store: &Mutex<TaskStore>, id: &str, now: Timestamp) -> Result<Reply, ApiError> {
     let mut store = lock(store);
     let timing = *store.timing();
-    let task = store
-        .get_mut(id, now)
-        .ok_or_else(ApiError::task_not_found)?;
+    let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
     begin_stop(task, now, &timing)?;
     Ok(Reply::ok(&task.show_view()))
 }
@@ -432,17 +318,10 @@ fn stop(store: &Mutex<TaskStore>, id: &str, now: Timestamp) -> Result<Reply, Api
 fn sync_stop(store: &Mutex<TaskStore>, id: &str, now: Timestamp) -> Result<Reply, ApiError> {
     let mut store = lock(store);
     let timing = *store.timing();
-    let task = store
-        .get_mut(id, now)
-        .ok_or_else(ApiError::task_not_found)?;
+    let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
     begin_stop(task, now, &timing)?;
     task.enter(Status::Terminated, now);
-    task.log(
-        now,
-        "INFO",
-        "MIGRATION_TERMINATED",
-        "The migration task has been stopped.",
-    );
+    task.log(now, "INFO", "MIGRATION_TERMINATED", "The migration task has been stopped.");
     Ok(Reply::no_content())
 }
 
@@ -502,12 +381,7 @@ fn batch_restart(store: &Mutex<TaskStore>, body: &[u8], now: Timestamp) -> Resul
                         task.error_message = None;
                         task.frozen_progress = None;
                         task.enter(Status::FullMigrating, now);
-                        task.log(
-                            now,
-                            "INFO",
-                            "MIGRATION_RESTARTED",
-                            "The migration task has been restarted.",
-                        );
+                        task.log(now, "INFO", "MIGRATION_RESTARTED", "The migration task has been restarted.");
                         Ok(())
                     } else {
                         Err(ApiError::wrong_state())
@@ -520,30 +394,18 @@ fn batch_restart(store: &Mutex<TaskStore>, body: &[u8], now: Timestamp) -> Resul
     Ok(Reply::ok(&json!({"migration_tasks": results})))
 }
 
-fn update(
-    store: &Mutex<TaskStore>,
-    id: &str,
-    body: &[u8],
-    now: Timestamp,
-) -> Result<Reply, ApiError> {
+fn update(store: &Mutex<TaskStore>, id: &str, body: &[u8], now: Timestamp) -> Result<Reply, ApiError> {
     let map = parse_object(body)?;
     let resume_mode = Fields::new(&map).optional_enum("resume_mode", &["auto", "manual"])?;
     let mut store = lock(store);
-    let task = store
-        .get_mut(id, now)
-        .ok_or_else(ApiError::task_not_found)?;
+    let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
     if task.kind != Kind::Online || matches!(task.status, Status::Released | Status::Other(_)) {
         return Err(ApiError::wrong_state());
     }
     if let Some(mode) = resume_mode {
         task.resume_mode = Some(mode.to_owned());
         task.updated_at = now;
-        task.log(
-            now,
-            "INFO",
-            "MIGRATION_TASK_UPDATED",
-            "The reconnection mode has been updated.",
-        );
+        task.log(now, "INFO", "MIGRATION_TASK_UPDATED", "The reconnection mode has been updated.");
     }
     Ok(Reply::ok(&json!({})))
 }
@@ -576,28 +438,18 @@ fn delete(store: &Mutex<TaskStore>, body: &[u8], now: Timestamp) -> Result<Reply
     Ok(Reply::ok(&json!({"task_id_list": found})))
 }
 
-fn exchange_ip(
-    store: &Mutex<TaskStore>,
-    id: &str,
-    body: &[u8],
-    now: Timestamp,
-) -> Result<Reply, ApiError> {
+fn exchange_ip(store: &Mutex<TaskStore>, id: &str, body: &[u8], now: Timestamp) -> Result<Reply, ApiError> {
     let map = parse_optional_object(body)?;
     let f = Fields::new(&map);
     let ips: Vec<String> = if map.get("exchanged_ip").is_none_or(Value::is_null) {
         Vec::new()
     } else {
-        f.required_strings("exchanged_ip")?
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
+        f.required_strings("exchanged_ip")?.into_iter().map(str::to_owned).collect()
     };
     let domain = f.optional_bool("is_exchange_domain")?.unwrap_or(false);
     let mut store = lock(store);
     let timing = *store.timing();
-    let task = store
-        .get_mut(id, now)
-        .ok_or_else(ApiError::task_not_found)?;
+    let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
     let ready = matches!(task.status, Status::IncrMigrating | Status::Success);
     if task.kind != Kind::Online || !ready || task.switchover.busy_until.is_some() {
         return Err(ApiError::wrong_state());
@@ -608,21 +460,14 @@ fn exchange_ip(
     s.exchanged_ips = ips;
     s.exchange_domain = domain;
     s.busy_until = Some(now.checked_add(timing.phase).unwrap_or(Timestamp::MAX));
-    task.log(
-        now,
-        "INFO",
-        "MIGRATION_IP_SWITCH_STARTED",
-        "Exchanging the source and target IP addresses.",
-    );
+    task.log(now, "INFO", "MIGRATION_IP_SWITCH_STARTED", "Exchanging the source and target IP addresses.");
     Ok(Reply::ok(&json!({})))
 }
 
 fn rollback_ip(store: &Mutex<TaskStore>, id: &str, now: Timestamp) -> Result<Reply, ApiError> {
     let mut store = lock(store);
     let timing = *store.timing();
-    let task = store
-        .get_mut(id, now)
-        .ok_or_else(ApiError::task_not_found)?;
+    let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
     if !task.switchover.exchanged || task.switchover.busy_until.is_some() {
         return Err(ApiError::wrong_state());
     }
@@ -630,11 +475,6 @@ fn rollback_ip(store: &Mutex<TaskStore>, id: &str, now: Timestamp) -> Result<Rep
     s.exchanged = false;
     s.rollbacks += 1;
     s.busy_until = Some(now.checked_add(timing.phase).unwrap_or(Timestamp::MAX));
-    task.log(
-        now,
-        "INFO",
-        "MIGRATION_IP_ROLLBACK_STARTED",
-        "Rolling back the IP address exchange.",
-    );
+    task.log(now, "INFO", "MIGRATION_IP_ROLLBACK_STARTED", "Rolling back the IP address exchange.");
     Ok(Reply::ok(&json!({})))
 }

@@ -81,17 +81,11 @@ impl Status {
 
     /// True for states from which a task does not move on its own (except release).
     pub fn has_ended(&self) -> bool {
-        matches!(
-            self,
-            Status::Success | Status::Failed | Status::Terminated | Status::Released
-        )
+        matches!(self, Status::Success | Status::Failed | Status::Terminated | Status::Released)
     }
 
     fn is_migrating(&self) -> bool {
-        matches!(
-            self,
-            Status::Migrating | Status::FullMigrating | Status::IncrMigrating
-        )
+        matches!(self, Status::Migrating | Status::FullMigrating | Status::IncrMigrating)
     }
 }
 
@@ -187,15 +181,11 @@ impl Endpoint {
     }
 
     fn display_name(&self) -> Option<String> {
-        self.name
-            .clone()
-            .or_else(|| self.id.as_ref().map(|id| instance_name_for(id)))
+        self.name.clone().or_else(|| self.id.as_ref().map(|id| instance_name_for(id)))
     }
 
     fn addrs_or_derived(&self) -> String {
-        self.addrs
-            .clone()
-            .unwrap_or_else(|| format!("{}:{}", self.ip(), self.port()))
+        self.addrs.clone().unwrap_or_else(|| format!("{}:{}", self.ip(), self.port()))
     }
 
     /// The `SourceInstanceBody`/`TargetInstanceBody` view, password echoed in clear as the real API
@@ -290,9 +280,7 @@ pub fn instance_name_for(id: &str) -> String {
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
 }
 
 fn after(t: Timestamp, d: Duration) -> Timestamp {
@@ -328,54 +316,21 @@ impl Task {
         target: Endpoint,
         now: Timestamp,
     ) -> Self {
-        let mut task = Self::blank(
-            id,
-            name,
-            description,
-            Kind::BackupImport,
-            Status::Migrating,
-            now,
-        );
+        let mut task = Self::blank(id, name, description, Kind::BackupImport, Status::Migrating, now);
         task.method = Some(Method::Full);
         task.backup_files = Some(backup_files);
         task.target = Some(target);
-        task.log(
-            now,
-            "INFO",
-            "MIGRATION_TASK_CREATED",
-            "The backup import task has been created.",
-        );
-        task.log(
-            now,
-            "INFO",
-            "MIGRATION_IMPORT_STARTED",
-            "Started importing backup files.",
-        );
+        task.log(now, "INFO", "MIGRATION_TASK_CREATED", "The backup import task has been created.");
+        task.log(now, "INFO", "MIGRATION_IMPORT_STARTED", "Started importing backup files.");
         task
     }
 
     /// A new online task in `CREATING` (its migration ECS is being provisioned).
-    pub fn online(
-        id: String,
-        name: String,
-        description: Option<String>,
-        network: Network,
-        now: Timestamp,
-    ) -> Self {
+    pub fn online(id: String, name: String, description: Option<String>, network: Network, now: Timestamp) -> Self {
         let mut task = Self::blank(id, name, description, Kind::Online, Status::Creating, now);
         task.network = Some(network);
-        task.log(
-            now,
-            "INFO",
-            "MIGRATION_TASK_CREATED",
-            "The online migration task has been created.",
-        );
-        task.log(
-            now,
-            "INFO",
-            "MIGRATION_ECS_CREATING",
-            "Creating the migration ECS.",
-        );
+        task.log(now, "INFO", "MIGRATION_TASK_CREATED", "The online migration task has been created.");
+        task.log(now, "INFO", "MIGRATION_ECS_CREATING", "Creating the migration ECS.");
         task
     }
 
@@ -441,12 +396,7 @@ impl Task {
             && until <= now
         {
             self.switchover.busy_until = None;
-            self.log(
-                until,
-                "INFO",
-                "MIGRATION_IP_SWITCH_DONE",
-                "The IP address switch-over has finished.",
-            );
+            self.log(until, "INFO", "MIGRATION_IP_SWITCH_DONE", "The IP address switch-over has finished.");
         }
         loop {
             let due = after(self.entered_at, timing.phase);
@@ -454,37 +404,17 @@ impl Task {
                 Status::Creating if due <= now => {
                     self.ecs_private_ip = Some(self.derived_ecs_ip());
                     self.enter(Status::Running, due);
-                    self.log(
-                        due,
-                        "INFO",
-                        "MIGRATION_ECS_CREATED",
-                        "The migration ECS is ready; configure the task.",
-                    );
+                    self.log(due, "INFO", "MIGRATION_ECS_CREATED", "The migration ECS is ready; configure the task.");
                 }
                 Status::Migrating if due <= now => {
                     self.enter(Status::Success, due);
-                    self.log(
-                        due,
-                        "INFO",
-                        "MIGRATION_SUCCESS",
-                        "The backup files have been imported.",
-                    );
+                    self.log(due, "INFO", "MIGRATION_SUCCESS", "The backup files have been imported.");
                 }
                 Status::FullMigrating if due <= now => match self.method {
                     Some(Method::Incremental) => {
                         self.enter(Status::IncrMigrating, due);
-                        self.log(
-                            due,
-                            "INFO",
-                            "MIGRATION_FULL_DONE",
-                            "Full synchronization finished.",
-                        );
-                        self.log(
-                            due,
-                            "INFO",
-                            "MIGRATION_INCR_STARTED",
-                            "Incremental synchronization started.",
-                        );
+                        self.log(due, "INFO", "MIGRATION_FULL_DONE", "Full synchronization finished.");
+                        self.log(due, "INFO", "MIGRATION_INCR_STARTED", "Incremental synchronization started.");
                     }
                     _ => {
                         self.enter(Status::Success, due);
@@ -493,12 +423,7 @@ impl Task {
                 },
                 Status::Terminating if due <= now => {
                     self.enter(Status::Terminated, due);
-                    self.log(
-                        due,
-                        "INFO",
-                        "MIGRATION_TERMINATED",
-                        "The migration task has been stopped.",
-                    );
+                    self.log(due, "INFO", "MIGRATION_TERMINATED", "The migration task has been stopped.");
                 }
                 Status::Success | Status::Terminated | Status::Failed
                     if self.kind == Kind::Online && self.ecs_private_ip.is_some() =>
@@ -512,12 +437,7 @@ impl Task {
                     }
                     self.enter(Status::Released, due);
                     self.released_at = Some(due);
-                    self.log(
-                        due,
-                        "INFO",
-                        "MIGRATION_ECS_RELEASED",
-                        "The migration ECS has been released.",
-                    );
+                    self.log(due, "INFO", "MIGRATION_ECS_RELEASED", "The migration ECS has been released.");
                 }
                 _ => break,
             }
@@ -526,12 +446,7 @@ impl Task {
 
     fn derived_ecs_ip(&self) -> String {
         let h = fnv(&self.id);
-        format!(
-            "10.{}.{}.{}",
-            (h >> 16) % 250 + 1,
-            (h >> 8) % 250,
-            h % 250 + 2
-        )
+        format!("10.{}.{}.{}", (h >> 16) % 250 + 1, (h >> 8) % 250, h % 250 + 2)
     }
 
     /// Full-sync progress in percent at `now`.
@@ -601,10 +516,9 @@ impl Task {
         let source = self.source.as_ref();
         let target = self.target.as_ref();
         let data_source = match self.kind {
-            Kind::BackupImport => self
-                .backup_files
-                .as_ref()
-                .and_then(|b| b.bucket_name.clone().or(b.backup_id.clone())),
+            Kind::BackupImport => {
+                self.backup_files.as_ref().and_then(|b| b.bucket_name.clone().or(b.backup_id.clone()))
+            }
             Kind::Online => source.map(Endpoint::addrs_or_derived),
         };
         let subnet = self.network.as_ref().map(|n| n.subnet_id.as_str());
@@ -627,12 +541,8 @@ impl Task {
             target_instance_status: target.and_then(|t| t.id.as_ref()).map(|_| "RUNNING"),
             source_instance_subnet_id: source.and(subnet),
             target_instance_subnet_id: target.and(subnet),
-            source_instance_spec_code: source
-                .and_then(|s| s.id.as_ref())
-                .map(|_| "redis.ha.xu1.large.r2.2"),
-            target_instance_spec_code: target
-                .and_then(|t| t.id.as_ref())
-                .map(|_| "redis.ha.xu1.large.r2.2"),
+            source_instance_spec_code: source.and_then(|s| s.id.as_ref()).map(|_| "redis.ha.xu1.large.r2.2"),
+            target_instance_spec_code: target.and_then(|t| t.id.as_ref()).map(|_| "redis.ha.xu1.large.r2.2"),
             error_message: self.error_message.as_deref(),
             released_at: self.released_at.map(release_time),
             version: "v2",
@@ -655,18 +565,13 @@ impl Task {
         } else {
             source * u64::from(progress) / 100
         };
-        let offset = if incremental {
-            (now.as_millisecond() as u64 / 37) % 500
-        } else {
-            0
-        };
+        let offset = if incremental { (now.as_millisecond() as u64 / 37) % 500 } else { 0 };
         let wobble = (now.as_millisecond() as u64 / 100) % 97;
         let seed = fnv(&self.id) % 1000;
         let (ops, kbps) = match &self.status {
-            Status::Migrating | Status::FullMigrating => (
-                5_000 + seed * 7 + wobble * 13,
-                20_000 + seed * 11 + wobble * 50,
-            ),
+            Status::Migrating | Status::FullMigrating => {
+                (5_000 + seed * 7 + wobble * 13, 20_000 + seed * 11 + wobble * 50)
+            }
             Status::IncrMigrating => (100 + seed / 5 + wobble, 40 + wobble),
             _ => (0, 0),
         };
@@ -783,18 +688,11 @@ mod tests {
     use super::*;
 
     fn timing() -> Timing {
-        Timing {
-            phase: Duration::from_secs(2),
-            release_after: Some(Duration::from_secs(10)),
-        }
+        Timing { phase: Duration::from_secs(2), release_after: Some(Duration::from_secs(10)) }
     }
 
     fn network() -> Network {
-        Network {
-            vpc_id: "v".into(),
-            subnet_id: "s".into(),
-            security_group_id: "g".into(),
-        }
+        Network { vpc_id: "v".into(), subnet_id: "s".into(), security_group_id: "g".into() }
     }
 
     #[test]
@@ -843,12 +741,7 @@ mod tests {
             "c".repeat(32),
             "t".into(),
             None,
-            BackupFiles {
-                file_source: "self_build_obs".into(),
-                bucket_name: None,
-                files: vec![],
-                backup_id: None,
-            },
+            BackupFiles { file_source: "self_build_obs".into(), bucket_name: None, files: vec![], backup_id: None },
             Endpoint::default(),
             t0,
         );

@@ -72,11 +72,7 @@ pub struct Config {
 
 impl Config {
     /// A configuration with the default timings (2 s phases, no release).
-    pub fn new(
-        access_key: impl Into<String>,
-        secret_key: impl Into<String>,
-        project_id: impl Into<String>,
-    ) -> Self {
+    pub fn new(access_key: impl Into<String>, secret_key: impl Into<String>, project_id: impl Into<String>) -> Self {
         Self {
             access_key: access_key.into(),
             secret_key: secret_key.into(),
@@ -99,19 +95,10 @@ impl Config {
     }
 
     fn shared(&self) -> Arc<server::Shared> {
-        let timing = lifecycle::Timing {
-            phase: self.phase,
-            release_after: self.release_after,
-        };
-        let credentials = auth::Credentials {
-            access_key: self.access_key.clone(),
-            secret_key: self.secret_key.clone(),
-        };
-        Arc::new(server::Shared::new(
-            store::TaskStore::new(timing),
-            credentials,
-            self.project_id.clone(),
-        ))
+        let timing = lifecycle::Timing { phase: self.phase, release_after: self.release_after };
+        let credentials =
+            auth::Credentials { access_key: self.access_key.clone(), secret_key: self.secret_key.clone() };
+        Arc::new(server::Shared::new(store::TaskStore::new(timing), credentials, self.project_id.clone()))
     }
 }
 
@@ -168,29 +155,23 @@ pub fn spawn_at(config: Config, addr: SocketAddr) -> io::Result<RunningSimulator
         .enable_all()
         .build()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("dcs-simulator".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                match TcpListener::from_std(std_listener) {
-                    Ok(listener) => {
-                        let shutdown = async {
-                            let _ = stopped.await;
-                        };
-                        if let Err(e) = serve_with_shutdown(config, listener, shutdown).await {
-                            tracing::error!(error = %e, "simulator stopped");
-                        }
+    let thread = std::thread::Builder::new().name("dcs-simulator".into()).spawn(move || {
+        runtime.block_on(async move {
+            match TcpListener::from_std(std_listener) {
+                Ok(listener) => {
+                    let shutdown = async {
+                        let _ = stopped.await;
+                    };
+                    if let Err(e) = serve_with_shutdown(config, listener, shutdown).await {
+                        tracing::error!(error = %e, "simulator stopped");
                     }
-                    Err(e) => tracing::error!(error = %e, "simulator could not listen"),
                 }
-            });
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        })?;
-    Ok(RunningSimulator {
-        addr,
-        stop: Some(stop),
-        thread: Some(thread),
-    })
+                Err(e) => tracing::error!(error = %e, "simulator could not listen"),
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_secs(1));
+    })?;
+    Ok(RunningSimulator { addr, stop: Some(stop), thread: Some(thread) })
 }
 
 impl RunningSimulator {

@@ -47,10 +47,7 @@ pub fn is_admin_path(path: &str) -> bool {
 fn segments(path: &str) -> Vec<String> {
     let trimmed = path.strip_prefix('/').unwrap_or(path);
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    trimmed
-        .split('/')
-        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
-        .collect()
+    trimmed.split('/').map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned()).collect()
 }
 
 /// Routes a method and a raw (percent-encoded) path.
@@ -84,11 +81,7 @@ pub fn route(method: &Method, path: &str) -> Route {
         ("POST", ["migration-task", id, "rollback-ip"]) => (RollbackExchangeInstanceIp, Some(*id)),
         _ => return Route::NotFound,
     };
-    Route::Api(ApiRoute {
-        operation,
-        project_id,
-        task_id: task_id.map(str::to_owned),
-    })
+    Route::Api(ApiRoute { operation, project_id, task_id: task_id.map(str::to_owned) })
 }
 
 fn admin_route(method: &Method, rest: &[&str]) -> Route {
@@ -109,18 +102,12 @@ fn admin_route(method: &Method, rest: &[&str]) -> Route {
 
 /// True for a well-formed task id: 32 lower-case hex characters, or a lower-case UUID with dashes.
 pub fn is_well_formed_task_id(id: &str) -> bool {
-    let hex = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if id.len() == 32 {
         return hex(id);
     }
     let parts: Vec<&str> = id.split('-').collect();
-    parts.len() == 5
-        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
-        && parts.iter().all(|p| hex(p))
+    parts.len() == 5 && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| hex(p))
 }
 
 #[cfg(test)]
@@ -132,81 +119,21 @@ mod tests {
         let p = "/v2/pid";
         let id = "0123456789abcdef0123456789abcdef";
         let cases = [
-            (
-                Method::POST,
-                format!("{p}/migration-task"),
-                Operation::CreateMigrationTask,
-            ),
-            (
-                Method::POST,
-                format!("{p}/migration/instance"),
-                Operation::CreateOnlineMigrationTask,
-            ),
-            (
-                Method::POST,
-                format!("{p}/migration/{id}/task"),
-                Operation::SetOnlineMigrationTask,
-            ),
-            (
-                Method::GET,
-                format!("{p}/migration-task/{id}"),
-                Operation::ShowMigrationTask,
-            ),
-            (
-                Method::GET,
-                format!("{p}/migration-task/{id}/stats"),
-                Operation::ShowMigrationTaskStats,
-            ),
-            (
-                Method::GET,
-                format!("{p}/migration-tasks"),
-                Operation::ListMigrationTask,
-            ),
-            (
-                Method::GET,
-                format!("{p}/migration-task/{id}/logs"),
-                Operation::ListMigrationTaskLogs,
-            ),
-            (
-                Method::POST,
-                format!("{p}/migration-task/{id}/stop"),
-                Operation::StopMigrationTask,
-            ),
-            (
-                Method::POST,
-                format!("{p}/migration-task/{id}/sync-stop"),
-                Operation::StopMigrationTaskSync,
-            ),
-            (
-                Method::POST,
-                format!("{p}/migration-task/batch-stop"),
-                Operation::BatchStopMigrationTasks,
-            ),
-            (
-                Method::POST,
-                format!("{p}/migration-tasks/batch-restart"),
-                Operation::BatchRestartOnlineMigrationTasks,
-            ),
-            (
-                Method::PUT,
-                format!("{p}/migration-task/{id}"),
-                Operation::UpdateMigrationTask,
-            ),
-            (
-                Method::DELETE,
-                format!("{p}/migration-tasks/delete"),
-                Operation::DeleteMigrationTask,
-            ),
-            (
-                Method::POST,
-                format!("{p}/migration-task/{id}/exchange-ip"),
-                Operation::ExchangeInstanceIp,
-            ),
-            (
-                Method::POST,
-                format!("{p}/migration-task/{id}/rollback-ip"),
-                Operation::RollbackExchangeInstanceIp,
-            ),
+            (Method::POST, format!("{p}/migration-task"), Operation::CreateMigrationTask),
+            (Method::POST, format!("{p}/migration/instance"), Operation::CreateOnlineMigrationTask),
+            (Method::POST, format!("{p}/migration/{id}/task"), Operation::SetOnlineMigrationTask),
+            (Method::GET, format!("{p}/migration-task/{id}"), Operation::ShowMigrationTask),
+            (Method::GET, format!("{p}/migration-task/{id}/stats"), Operation::ShowMigrationTaskStats),
+            (Method::GET, format!("{p}/migration-tasks"), Operation::ListMigrationTask),
+            (Method::GET, format!("{p}/migration-task/{id}/logs"), Operation::ListMigrationTaskLogs),
+            (Method::POST, format!("{p}/migration-task/{id}/stop"), Operation::StopMigrationTask),
+            (Method::POST, format!("{p}/migration-task/{id}/sync-stop"), Operation::StopMigrationTaskSync),
+            (Method::POST, format!("{p}/migration-task/batch-stop"), Operation::BatchStopMigrationTasks),
+            (Method::POST, format!("{p}/migration-tasks/batch-restart"), Operation::BatchRestartOnlineMigrationTasks),
+            (Method::PUT, format!("{p}/migration-task/{id}"), Operation::UpdateMigrationTask),
+            (Method::DELETE, format!("{p}/migration-tasks/delete"), Operation::DeleteMigrationTask),
+            (Method::POST, format!("{p}/migration-task/{id}/exchange-ip"), Operation::ExchangeInstanceIp),
+            (Method::POST, format!("{p}/migration-task/{id}/rollback-ip"), Operation::RollbackExchangeInstanceIp),
         ];
         for (method, path, op) in cases {
             match route(&method, &path) {
@@ -214,22 +141,14 @@ mod tests {
                 other => panic!("{method} {path} routed to {other:?}"),
             }
         }
-        assert_eq!(
-            route(&Method::DELETE, &format!("{p}/migration-task/{id}")),
-            Route::NotFound
-        );
-        assert_eq!(
-            route(&Method::GET, "/v3/pid/migration-tasks"),
-            Route::NotFound
-        );
+        assert_eq!(route(&Method::DELETE, &format!("{p}/migration-task/{id}")), Route::NotFound);
+        assert_eq!(route(&Method::GET, "/v3/pid/migration-tasks"), Route::NotFound);
     }
 
     #[test]
     fn task_ids_are_32_hex_or_dashed_uuids() {
         assert!(is_well_formed_task_id("0123456789abcdef0123456789abcdef"));
-        assert!(is_well_formed_task_id(
-            "90754308-a156-406f-a837-8f852f38a646"
-        ));
+        assert!(is_well_formed_task_id("90754308-a156-406f-a837-8f852f38a646"));
         assert!(!is_well_formed_task_id("0123456789ABCDEF0123456789abcdef"));
         assert!(!is_well_formed_task_id("batch-stop"));
         assert!(!is_well_formed_task_id(""));

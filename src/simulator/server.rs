@@ -21,12 +21,12 @@ use tokio::net::TcpListener;
 
 use super::admin;
 use super::auth::{self, Credentials};
-use crate::dcs::signer::SignableRequest;
 use super::error::ApiError;
 use super::faults::{Fault, Faults};
 use super::handlers::{self, Reply, lock};
 use super::routes::{self, ApiRoute, Operation, Route};
 use super::store::{CallLog, TaskStore};
+use crate::dcs::signer::SignableRequest;
 
 /// Request bodies above this size are refused with 413 `APIGW.0201` (the real gateway's limit is 12 MB).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -60,10 +60,7 @@ impl Shared {
     }
 
     pub fn credentials(&self) -> Arc<Credentials> {
-        self.credentials
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.credentials.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn set_credentials(&self, credentials: Credentials) {
@@ -88,10 +85,7 @@ fn respond(status: StatusCode, body: Option<Vec<u8>>, request_id: &str) -> Respo
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if has_body {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json;charset=UTF-8"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
     }
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("X-Request-Id", value);
@@ -126,11 +120,7 @@ enum BodyError {
 const DRAIN_LIMIT: u64 = 32 * 1024 * 1024;
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, BodyError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > DRAIN_LIMIT) {
         return Err(BodyError::TooLarge);
     }
@@ -151,10 +141,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, BodyError> {
     if seen > BODY_LIMIT as u64 { Err(BodyError::TooLarge) } else { Ok(collected.freeze()) }
 }
 
-async fn handle_request(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, NoReply> {
+async fn handle_request(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, NoReply> {
     let request_id = handlers::new_id();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -214,12 +201,7 @@ async fn api_call(
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect();
     let body = match read_body(req).await {
         Ok(body) => body,
@@ -237,13 +219,7 @@ async fn api_call(
     }
     let now = Timestamp::now();
     let query = auth::query_pairs(raw_query);
-    let signed = SignableRequest {
-        method: &method,
-        path: &path,
-        query: &query,
-        headers: &headers,
-        body: &body,
-    };
+    let signed = SignableRequest { method: &method, path: &path, query: &query, headers: &headers, body: &body };
     let outcome = auth::verify(&signed, &shared.credentials(), now)
         .and_then(|()| auth::check_project(&api.project_id, &headers, &shared.project_id))
         .and_then(|()| handlers::handle(&shared.store, api, &query, &body, now));
@@ -261,11 +237,7 @@ async fn api_call(
 
 /// Accepts connections until `shutdown` completes, then closes idle connections and waits (up to
 /// two seconds) for calls in flight.
-pub async fn run(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
+pub async fn run(shared: Arc<Shared>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -307,10 +279,8 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(Duration::from_secs(2), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(Duration::from_secs(2), async { while connections.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         connections.abort_all();
     }

@@ -103,12 +103,7 @@ impl TaskStore {
         for task in self.tasks.values_mut() {
             task.advance(now, &timing);
         }
-        self.order
-            .iter()
-            .rev()
-            .filter_map(|id| self.tasks.get(id))
-            .filter(|t| keep(t))
-            .collect()
+        self.order.iter().rev().filter_map(|id| self.tasks.get(id)).filter(|t| keep(t)).collect()
     }
 }
 
@@ -156,10 +151,7 @@ impl CallLog {
 
     /// `{"<SdkOperationName>": n}` for every operation (0 when never called).
     pub fn counts(&self) -> serde_json::Map<String, serde_json::Value> {
-        Operation::ALL
-            .iter()
-            .map(|op| (op.name().to_owned(), self.counts[op.index()].into()))
-            .collect()
+        Operation::ALL.iter().map(|op| (op.name().to_owned(), self.counts[op.index()].into())).collect()
     }
 
     /// The remembered calls, oldest first.

@@ -61,9 +61,18 @@ impl Env {
         install_crd();
         let ns = support::fresh_namespace(hint).await;
         let secret_key = secret_value("SK");
-        let sim = simulator::spawn(simulator::Config::new(AK, &secret_key, PROJECT).with_phase(phase)).expect("simulator");
-        let mut env = Self { ns, sim, secret_key: secret_key.clone(), secrets: vec![secret_key.clone()], http: reqwest::Client::new(), phase };
-        env.put_secret("dcs-credentials", &[("accessKey", AK), ("secretKey", &secret_key), ("projectId", PROJECT)]).await;
+        let sim =
+            simulator::spawn(simulator::Config::new(AK, &secret_key, PROJECT).with_phase(phase)).expect("simulator");
+        let mut env = Self {
+            ns,
+            sim,
+            secret_key: secret_key.clone(),
+            secrets: vec![secret_key.clone()],
+            http: reqwest::Client::new(),
+            phase,
+        };
+        env.put_secret("dcs-credentials", &[("accessKey", AK), ("secretKey", &secret_key), ("projectId", PROJECT)])
+            .await;
         let (source, target) = (secret_value("SourcePw"), secret_value("TargetPw"));
         env.put_secret("redis-passwords", &[("source", &source), ("target", &target)]).await;
         env.secrets.extend([source, target]);
@@ -105,12 +114,15 @@ impl Env {
     /// key id is not a secret and stays out of the list).
     pub async fn put_secret(&mut self, name: &str, data: &[(&str, &str)]) {
         let api: Api<Secret> = Api::namespaced(self.client().await, &self.ns);
-        let string_data: serde_json::Map<String, Value> = data.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
+        let string_data: serde_json::Map<String, Value> =
+            data.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
         // Updated in place: a Secret the operator protects (in-use finalizer) cannot be recreated.
         match api.get_opt(name).await.expect("read Secret") {
             Some(_) => {
                 let patch = json!({"data": null, "stringData": string_data});
-                api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("update Secret");
+                api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                    .await
+                    .expect("update Secret");
             }
             None => {
                 let secret: Secret = serde_json::from_value(json!({
@@ -173,7 +185,11 @@ impl Env {
             if rm["status"]["phase"] == phase {
                 return rm;
             }
-            assert!(Instant::now() < deadline, "{name} never reached phase {phase}; now: {}", serde_json::to_string_pretty(&rm["status"]).unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "{name} never reached phase {phase}; now: {}",
+                serde_json::to_string_pretty(&rm["status"]).unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -190,17 +206,30 @@ impl Env {
     }
 
     /// Waits until condition `type_` has `status` (and, if given, `reason`).
-    pub async fn wait_condition(&self, name: &str, type_: &str, status: &str, reason: Option<&str>, timeout: Duration) -> Value {
+    pub async fn wait_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+        timeout: Duration,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let rm = self.get(name);
-            let found = rm["status"]["conditions"].as_array().into_iter().flatten().any(|c| {
-                c["type"] == type_ && c["status"] == status && reason.is_none_or(|r| c["reason"] == r)
-            });
+            let found = rm["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == type_ && c["status"] == status && reason.is_none_or(|r| c["reason"] == r));
             if found {
                 return rm;
             }
-            assert!(Instant::now() < deadline, "{name}: condition {type_}={status} ({reason:?}) never came; now: {}", serde_json::to_string_pretty(&rm["status"]).unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "{name}: condition {type_}={status} ({reason:?}) never came; now: {}",
+                serde_json::to_string_pretty(&rm["status"]).unwrap()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -261,7 +290,8 @@ pub fn with_endpoint(manifest: &str, url: &str) -> String {
     for line in manifest.lines() {
         out.push_str(line);
         out.push('\n');
-        if let Some(indent) = line.strip_suffix(line.trim_start()).filter(|_| line.trim_start().starts_with("region:")) {
+        if let Some(indent) = line.strip_suffix(line.trim_start()).filter(|_| line.trim_start().starts_with("region:"))
+        {
             out.push_str(&format!("{indent}endpoint: {url}\n"));
         }
     }
@@ -469,7 +499,11 @@ pub fn helm_template(release: &str, ns: &str, sets: &[&str], show_only: &[&str])
 
 /// The name of the chart's ServiceAccount (and RBAC objects) for a release.
 pub fn chart_fullname(release: &str) -> String {
-    let name = if release.contains("dcs-migration-operator") { release.to_owned() } else { format!("{release}-dcs-migration-operator") };
+    let name = if release.contains("dcs-migration-operator") {
+        release.to_owned()
+    } else {
+        format!("{release}-dcs-migration-operator")
+    };
     name.chars().take(63).collect::<String>().trim_end_matches('-').to_owned()
 }
 
@@ -507,7 +541,8 @@ pub fn kubectl_apply(manifests: &str) {
 pub fn chart_identity_kubeconfig(ns: &str, identity: ChartIdentity) -> PathBuf {
     let sa = apply_chart_rbac(ns, identity);
     let cp = support::control_plane();
-    let out = cp.kubectl().args(["create", "token", &sa, "-n", ns, "--duration", "3600s"]).output().expect("kubectl runs");
+    let out =
+        cp.kubectl().args(["create", "token", &sa, "-n", ns, "--duration", "3600s"]).output().expect("kubectl runs");
     assert!(out.status.success(), "minting a token for {ns}/{sa}: {}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let path = std::env::temp_dir().join(format!("dcs-kubeconfig-{ns}-{sa}-{}.json", rand::random::<u32>()));
@@ -517,7 +552,11 @@ pub fn chart_identity_kubeconfig(ns: &str, identity: ChartIdentity) -> PathBuf {
 
 /// Writes a kubeconfig with the admin kubeconfig's server and CA and `token` as the only credential.
 pub fn write_token_kubeconfig(path: &Path, token: &str, user: &str) {
-    let out = support::control_plane().kubectl().args(["config", "view", "--raw", "--minify", "-o", "json"]).output().unwrap();
+    let out = support::control_plane()
+        .kubectl()
+        .args(["config", "view", "--raw", "--minify", "-o", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "kubectl config view: {}", String::from_utf8_lossy(&out.stderr));
     let admin: Value = serde_json::from_slice(&out.stdout).unwrap();
     let cluster = admin["clusters"][0].clone();

@@ -73,8 +73,7 @@ impl ControlPlane {
     /// A command with `KUBECONFIG` and `PATH` set as `source DIR/env` would set them.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env("KUBECONFIG", self.kubeconfig())
-            .env("PATH", &self.path);
+        cmd.env("KUBECONFIG", self.kubeconfig()).env("PATH", &self.path);
         cmd
     }
 
@@ -110,18 +109,10 @@ fn repo_root() -> &'static Path {
 
 fn start() -> Result<ControlPlane, String> {
     let exe = std::env::current_exe().ok();
-    let name = exe
-        .as_deref()
-        .and_then(|p| p.file_stem())
-        .and_then(|s| s.to_str())
-        .unwrap_or("test");
+    let name = exe.as_deref().and_then(|p| p.file_stem()).and_then(|s| s.to_str()).unwrap_or("test");
     let dir = std::env::temp_dir().join(format!("dcs-control-plane-{name}-{}", std::process::id()));
     let owner = std::process::id().to_string();
-    let remove = if std::env::var_os("CONTROL_PLANE_KEEP").is_some() {
-        "0"
-    } else {
-        "1"
-    };
+    let remove = if std::env::var_os("CONTROL_PLANE_KEEP").is_some() { "0" } else { "1" };
     run_script(
         &["up"],
         &dir,
@@ -132,8 +123,7 @@ fn start() -> Result<ControlPlane, String> {
             ("CONTROL_PLANE_REMOVE_DIR", remove),
         ],
     )?;
-    let env = std::fs::read_to_string(dir.join("env"))
-        .map_err(|e| format!("reading {}/env: {e}", dir.display()))?;
+    let env = std::fs::read_to_string(dir.join("env")).map_err(|e| format!("reading {}/env: {e}", dir.display()))?;
     let bins = env
         .lines()
         .find_map(|l| l.strip_prefix("export PATH="))
@@ -166,12 +156,7 @@ fn run_script(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Result<(), Str
              `make control-plane` (or set KUBEBUILDER_ASSETS to a directory with kube-apiserver and etcd)\n{stderr}"
         ));
     }
-    Err(format!(
-        "`scripts/control-plane {} {}` failed ({}):\n{stderr}",
-        args.join(" "),
-        dir.display(),
-        out.status
-    ))
+    Err(format!("`scripts/control-plane {} {}` failed ({}):\n{stderr}", args.join(" "), dir.display(), out.status))
 }
 
 /// Undoes bash's `printf %q` for the simple paths it is used on (backslash escapes only).
@@ -191,8 +176,7 @@ fn shell_unquote(s: &str) -> String {
 /// The admin's client configuration (token auth, the control plane's CA).
 pub async fn admin_config() -> Config {
     let kubeconfig = control_plane().kubeconfig();
-    let kc = Kubeconfig::read_from(&kubeconfig)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", kubeconfig.display()));
+    let kc = Kubeconfig::read_from(&kubeconfig).unwrap_or_else(|e| panic!("reading {}: {e}", kubeconfig.display()));
     Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .unwrap_or_else(|e| panic!("loading {}: {e}", kubeconfig.display()))
@@ -207,29 +191,15 @@ pub async fn admin_client() -> Client {
 /// Creates a namespace of its own for a test and returns its name: `<hint>-<n>`, with `hint` cut and turned into a
 /// DNS label. The namespace is never deleted (nothing would finalize it: no controller-manager).
 pub async fn fresh_namespace(hint: &str) -> String {
-    let mut base: String = hint
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(50)
-        .collect();
+    let mut base: String =
+        hint.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(50).collect();
     base = base.trim_matches('-').to_string();
     if base.is_empty() {
         base = "test".into();
     }
     let name = format!("{base}-{}", NAMESPACES.fetch_add(1, Ordering::Relaxed));
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let ns =
+        Namespace { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
     Api::<Namespace>::all(admin_client().await)
         .create(&PostParams::default(), &ns)
         .await
@@ -243,8 +213,7 @@ pub async fn service_account_client(ns: &str, sa: &str) -> Client {
     let token = service_account_token(ns, sa).await;
     let mut config = admin_config().await;
     config.default_namespace = ns.to_string();
-    config.auth_info = serde_json::from_value(serde_json::json!({ "token": token }))
-        .expect("an AuthInfo with a token");
+    config.auth_info = serde_json::from_value(serde_json::json!({ "token": token })).expect("an AuthInfo with a token");
     Client::try_from(config).expect("building the service account's client")
 }
 
@@ -252,10 +221,7 @@ pub async fn service_account_client(ns: &str, sa: &str) -> Client {
 pub async fn service_account_token(ns: &str, sa: &str) -> String {
     let api = Api::<ServiceAccount>::namespaced(admin_client().await, ns);
     let account = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some(sa.to_string()),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some(sa.to_string()), ..Default::default() },
         ..Default::default()
     };
     match api.create(&PostParams::default(), &account).await {
@@ -264,20 +230,14 @@ pub async fn service_account_token(ns: &str, sa: &str) -> String {
         Err(e) => panic!("creating ServiceAccount {ns}/{sa}: {e}"),
     }
     let request = TokenRequest {
-        spec: TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
+        spec: TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() },
         ..Default::default()
     };
     let minted = api
         .create_token_request(sa, &PostParams::default(), &request)
         .await
         .unwrap_or_else(|e| panic!("minting a token for ServiceAccount {ns}/{sa}: {e}"));
-    minted
-        .status
-        .expect("a TokenRequest answer has a status")
-        .token
+    minted.status.expect("a TokenRequest answer has a status").token
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`; panics naming `what` otherwise.
