@@ -4,6 +4,9 @@
 use dcs_migration_operator::dcs::signer::{SignableRequest, sign};
 use std::time::{Duration, Instant};
 
+/// Name, path, query and body of one signed request.
+type Case<'a> = (&'a str, &'a str, &'a [(String, String)], &'a [u8]);
+
 fn main() {
     let headers: Vec<(String, String)> = [
         ("Content-Type", "application/json;charset=utf-8"),
@@ -17,7 +20,7 @@ fn main() {
     .collect();
     let query = vec![("offset".to_owned(), "0".to_owned()), ("limit".to_owned(), "1000".to_owned())];
     let body = br#"{"migration_tasks": ["8aa6999e71cb638b0171f485f5266ef0"]}"#;
-    let cases: [(&str, &str, &[(String, String)], &[u8]); 3] = [
+    let cases: [Case<'_>; 3] = [
         ("show", "/v2/0123456789abcdef0123456789abcdef/migration-task/8aa6999e71cb638b0171f485f5266ef0", &[], b""),
         ("list", "/v2/0123456789abcdef0123456789abcdef/migration-tasks", &query, b""),
         ("batch-stop", "/v2/0123456789abcdef0123456789abcdef/migration-task/batch-stop", &[], body),
