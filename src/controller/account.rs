@@ -181,8 +181,9 @@ impl Account {
             refreshed: watch::channel(0).0,
             wake: Arc::new(Notify::new()),
             triggers,
-            stops: Batcher::new(batch::Kind::Stop, settings.batch_window),
-            restarts: Batcher::new(batch::Kind::Restart, settings.batch_window),
+            // Requests come in waves, one per observation tick: a round stays open across a tick.
+            stops: Batcher::new(batch::Kind::Stop, settings.batch_window.max(settings.tick)),
+            restarts: Batcher::new(batch::Kind::Restart, settings.batch_window.max(settings.tick)),
         }
     }
 

@@ -52,6 +52,7 @@ type Waiter = (String, oneshot::Sender<Result<Outcome, DcsError>>);
 /// Collects requests for one account and one kind, and sends them together.
 pub struct Batcher {
     kind: Kind,
+    /// A round closes after this long without a new request (or when a batch is full).
     window: Duration,
     queue: Mutex<Vec<Waiter>>,
     wake: Notify,
@@ -62,7 +63,10 @@ impl Batcher {
         Arc::new(Self { kind, window, queue: Mutex::new(Vec::new()), wake: Notify::new() })
     }
 
-    /// Queues a task and waits for its outcome (at most one window plus the call).
+    /// A round stays open at most this many windows while requests keep coming.
+    const MAX_WINDOWS: u32 = 10;
+
+    /// Queues a task and waits for its outcome (one quiet window, or a full batch, plus the call).
     pub async fn request(&self, task_id: &str) -> Result<Outcome, DcsError> {
         let (tx, rx) = oneshot::channel();
         self.queue.lock().expect("batch queue").push((task_id.to_owned(), tx));
@@ -70,12 +74,23 @@ impl Batcher {
         rx.await.unwrap_or_else(|_| Err(DcsError::InvalidRequest("the batch loop stopped".into())))
     }
 
-    /// Sends queued requests while the account lives: after the first request of a round, waits
-    /// one window for more, then sends them all through the account's circuit.
+    /// Sends queued requests while the account lives. A round opens with its first request and
+    /// closes when a window passes without a new one, when a batch is full, or after
+    /// `MAX_WINDOWS` windows; then everything queued goes out through the account's circuit. Mass
+    /// deletions arrive as a stream (kubectl deletes one object at a time), so closing on quiet
+    /// rather than on a fixed timer is what keeps the calls few and full.
     pub async fn run(self: Arc<Self>, account: Weak<Account>) {
         loop {
             self.wake.notified().await;
-            tokio::time::sleep(self.window).await;
+            let mut seen = self.queued();
+            for _ in 0..Self::MAX_WINDOWS {
+                tokio::time::sleep(self.window).await;
+                let now = self.queued();
+                if now == seen || now >= MAX_BATCH {
+                    break;
+                }
+                seen = now;
+            }
             let round: Vec<Waiter> = std::mem::take(&mut *self.queue.lock().expect("batch queue"));
             let Some(account) = account.upgrade() else { return };
             let mut waiters: Vec<Waiter> = Vec::with_capacity(round.len());
@@ -94,6 +109,12 @@ impl Batcher {
                 deliver(chunk, result);
             }
         }
+    }
+}
+
+impl Batcher {
+    fn queued(&self) -> usize {
+        self.queue.lock().expect("batch queue").len()
     }
 }
 
