@@ -445,52 +445,58 @@ impl Account {
         let pages = project_tasks.map_or(1, |n| n.div_ceil(PAGE as usize).max(1));
         // After a delete only the list tells the truth (show may keep answering).
         let outcome = if deleted || pages <= ids.len() { self.walk_list().await } else { self.show_each(&ids).await };
+        let refreshes = {
+            let mut state = self.state.lock().expect("state lock");
+            state.refreshes += 1;
+            let refreshes = state.refreshes;
+            match outcome {
+                Ok(Observed { tasks, complete, project_tasks }) => {
+                    if let Some(n) = project_tasks {
+                        state.project_tasks = Some(n);
+                    }
+                    let recovered = state.last_error.take().is_some();
+                    for (id, watched) in state.watched.iter_mut() {
+                        if watched.acted_at.is_some_and(|acted| acted > started) {
+                            continue;
+                        }
+                        let next = match (tasks.get(id), &watched.seen) {
+                            (Some(task), _) => Some(Seen::Present(task.clone())),
+                            (None, _) if !complete => None,
+                            (None, Some(Seen::Missing(_) | Seen::Absent)) => Some(Seen::Absent),
+                            (None, Some(Seen::Present(last))) => Some(Seen::Missing(Some(last.clone()))),
+                            (None, None) => Some(Seen::Missing(None)),
+                        };
+                        let Some(next) = next else { continue };
+                        // A first sighting wakes nobody: whoever registered the task waits for this
+                        // refresh itself (waking it would make an ended resource loop on itself).
+                        let changed = recovered || (watched.seen.is_some() && !same(&watched.seen, &next));
+                        watched.seen = Some(next);
+                        watched.seen_at = refreshes;
+                        if changed {
+                            // A new state: its counters are worth a look at the next tick.
+                            watched.stats_due = Instant::now();
+                            let _ = self.triggers.send(watched.owner.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    // The view keeps its age (it is not fresher for a failed look); owners are woken
+                    // once, on the first failure, to report it.
+                    if state.last_error.is_none() {
+                        tracing::warn!(error = %e, "observing the account's tasks failed; retrying every tick");
+                        for watched in state.watched.values() {
+                            let _ = self.triggers.send(watched.owner.clone());
+                        }
+                    }
+                    state.last_error = Some(e);
+                }
+            }
+            refreshes
+        };
+        // Status changes go out first; progress counters follow, so they never delay them.
+        self.refreshed.send_replace(refreshes);
         let stats = self.due_stats().await;
         let mut state = self.state.lock().expect("state lock");
-        state.refreshes += 1;
-        let refreshes = state.refreshes;
-        match outcome {
-            Ok(Observed { tasks, complete, project_tasks }) => {
-                if let Some(n) = project_tasks {
-                    state.project_tasks = Some(n);
-                }
-                let recovered = state.last_error.take().is_some();
-                for (id, watched) in state.watched.iter_mut() {
-                    if watched.acted_at.is_some_and(|acted| acted > started) {
-                        continue;
-                    }
-                    let next = match (tasks.get(id), &watched.seen) {
-                        (Some(task), _) => Some(Seen::Present(task.clone())),
-                        (None, _) if !complete => None,
-                        (None, Some(Seen::Missing(_) | Seen::Absent)) => Some(Seen::Absent),
-                        (None, Some(Seen::Present(last))) => Some(Seen::Missing(Some(last.clone()))),
-                        (None, None) => Some(Seen::Missing(None)),
-                    };
-                    let Some(next) = next else { continue };
-                    // A first sighting wakes nobody: whoever registered the task waits for this
-                    // refresh itself (waking it would make an ended resource loop on itself).
-                    let changed = recovered || (watched.seen.is_some() && !same(&watched.seen, &next));
-                    watched.seen = Some(next);
-                    watched.seen_at = refreshes;
-                    if changed {
-                        // A new state: its counters are worth a look at the next tick.
-                        watched.stats_due = Instant::now();
-                        let _ = self.triggers.send(watched.owner.clone());
-                    }
-                }
-            }
-            Err(e) => {
-                // The view keeps its age (it is not fresher for a failed look); owners are woken
-                // once, on the first failure, to report it.
-                if state.last_error.is_none() {
-                    tracing::warn!(error = %e, "observing the account's tasks failed; retrying every tick");
-                    for watched in state.watched.values() {
-                        let _ = self.triggers.send(watched.owner.clone());
-                    }
-                }
-                state.last_error = Some(e);
-            }
-        }
         for (id, fetched) in stats {
             if let Some(w) = state.watched.get_mut(&id)
                 && w.stats.as_ref() != Some(&fetched)
@@ -499,8 +505,6 @@ impl Account {
                 let _ = self.triggers.send(w.owner.clone());
             }
         }
-        drop(state);
-        self.refreshed.send_replace(refreshes);
     }
 
     async fn walk_list(&self) -> Result<Observed, DcsError> {
@@ -552,13 +556,21 @@ impl Account {
     /// Progress counters of moving tasks whose stats are due.
     async fn due_stats(&self) -> Vec<(String, MigrationStats)> {
         let now = Instant::now();
+        // At most a quarter of the account's call budget for one tick goes to progress counters,
+        // most overdue first, so that observation keeps its place under the rate limit.
+        let budget = ((self.settings.rate_limit.qps * self.settings.tick.as_secs_f64()) / 4.0).max(1.0) as usize;
         let due: Vec<String> = {
             let mut state = self.state.lock().expect("state lock");
-            state
+            let mut due: Vec<(Instant, &String, &mut Watched)> = state
                 .watched
                 .iter_mut()
                 .filter(|(_, w)| w.stats_due <= now && matches!(&w.seen, Some(Seen::Present(t)) if moving(t.state())))
-                .map(|(id, w)| {
+                .map(|(id, w)| (w.stats_due, id, w))
+                .collect();
+            due.sort_by_key(|(at, _, _)| *at);
+            due.into_iter()
+                .take(budget)
+                .map(|(_, id, w)| {
                     w.stats_due = now + self.settings.stats_interval;
                     id.clone()
                 })
