@@ -71,7 +71,10 @@ demo-down:
 chaos: control-plane
 	CHAOS_FULL=1 cargo test $(TEST_FEATURES) --no-fail-fast --test chaos --test chaos_control_plane --test hostile -- --nocapture
 
-bench:
-	cargo bench --bench signing
-	cargo build --release --bin dcs-simulator
-	cargo bench --bench simulator_throughput
+bench: control-plane
+	mkdir -p bench-results
+	set -o pipefail; cargo bench --bench signing | tee bench-results/signing.txt
+	set -o pipefail; cargo bench --bench simulator_throughput | tee bench-results/simulator_throughput.txt
+	BENCH_RESOURCES=200 cargo bench --bench operator_scale
+	cargo bench --bench operator_scale
+	scripts/bench-report

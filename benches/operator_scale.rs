@@ -29,10 +29,10 @@
 //! at most half the incremental resources), `BENCH_TERMINAL_SECONDS` (60), `BENCH_OUT` (result file),
 //! `BENCH_OPERATOR_LOG` (the operator's `RUST_LOG`), `BENCH_OPERATOR_ENV` (`K=V,K=V` for the operator).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
 #[path = "../tests/e2e/mod.rs"]
 mod e2e;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -66,7 +66,8 @@ struct Knobs {
 impl Knobs {
     fn from_env() -> Self {
         let tick: String = env_or("BENCH_TICK", "2s".to_owned());
-        let tick_s = dcs_migration_operator::cli::run::parse_duration(&tick).expect("BENCH_TICK is a duration").as_secs_f64();
+        let tick_s =
+            dcs_migration_operator::cli::run::parse_duration(&tick).expect("BENCH_TICK is a duration").as_secs_f64();
         Self {
             resources: env_or("BENCH_RESOURCES", 1000usize).max(4),
             phase_seconds: env_or("BENCH_PHASE_SECONDS", 8.0),
@@ -273,11 +274,8 @@ fn observe(world: &Mutex<World>, obj: &DynamicObject, deleted: bool) {
     seen.task_id = status["taskId"].as_str().map(str::to_owned).or(seen.task_id.take());
     seen.phase = status["phase"].as_str().map(str::to_owned);
     seen.remote = status["remoteStatus"].as_str().map(str::to_owned);
-    seen.ready = status["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    seen.ready =
+        status["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True");
     if seen.ready {
         seen.first_ready_ms.get_or_insert(at);
     }
@@ -456,7 +454,9 @@ impl Bench {
         let results: Vec<_> = futures::stream::iter(names.iter().cloned())
             .map(|n| {
                 let (api, patch) = (self.api.clone(), patch.clone());
-                async move { api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| format!("{n}: {e}")) }
+                async move {
+                    api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| format!("{n}: {e}"))
+                }
             })
             .buffer_unordered(16)
             .collect()
@@ -549,23 +549,15 @@ async fn run() {
             }
         });
     }
-    let mut b = Bench {
-        env,
-        api,
-        world,
-        operator,
-        pid,
-        samples,
-        marks: vec![],
-        http: reqwest::Client::new(),
-    };
+    let mut b = Bench { env, api, world, operator, pid, samples, marks: vec![], http: reqwest::Client::new() };
     // Let the operator start its watches before the load arrives.
     tokio::time::sleep(Duration::from_secs(3)).await;
     b.check_operator();
 
     // ---- 1. apply --------------------------------------------------------------------------------------------
     let kinds: HashMap<String, Kind> = (0..n).map(|i| (name_of(i), Kind::of(i))).collect();
-    let docs: Vec<(String, Value)> = (0..n).map(|i| (name_of(i), manifest(Kind::of(i), &name_of(i), &b.env.url()))).collect();
+    let docs: Vec<(String, Value)> =
+        (0..n).map(|i| (name_of(i), manifest(Kind::of(i), &name_of(i), &b.env.url()))).collect();
     let t_apply = b.mark("apply");
     let applied: Vec<Result<(), String>> = futures::stream::iter(docs)
         .map(|(name, doc)| {
@@ -595,7 +587,8 @@ async fn run() {
 
     // ---- 3. remote change -> status latency ------------------------------------------------------------------
     let incremental: Vec<String> = {
-        let mut v: Vec<String> = kinds.iter().filter(|(_, k)| **k == Kind::OnlineIncremental).map(|(n, _)| n.clone()).collect();
+        let mut v: Vec<String> =
+            kinds.iter().filter(|(_, k)| **k == Kind::OnlineIncremental).map(|(n, _)| n.clone()).collect();
         v.sort();
         v
     };
@@ -702,7 +695,8 @@ async fn run() {
             })
             .collect();
         for id in &live {
-            let ended = present.get(id).is_none_or(|s| matches!(s.as_str(), "TERMINATED" | "SUCCESS" | "FAILED" | "RELEASED"));
+            let ended =
+                present.get(id).is_none_or(|s| matches!(s.as_str(), "TERMINATED" | "SUCCESS" | "FAILED" | "RELEASED"));
             if ended {
                 terminated_seen.entry(id.clone()).or_insert(at);
             }
@@ -717,7 +711,11 @@ async fn run() {
             break false;
         }
         if tokio::time::Instant::now() >= next_report {
-            b.say(&format!("deleting: {list} resources left, {} of {} live tasks ended", terminated_seen.len(), live.len()));
+            b.say(&format!(
+                "deleting: {list} resources left, {} of {} live tasks ended",
+                terminated_seen.len(),
+                live.len()
+            ));
             next_report = tokio::time::Instant::now() + Duration::from_secs(10);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -736,7 +734,8 @@ async fn run() {
     let world = std::mem::take(&mut *b.world.lock().unwrap());
 
     // Time to Ready.
-    let mut ready_s: Vec<f64> = world.objects.values().filter_map(|s| s.first_ready_ms).map(|t| (t - t_apply) as f64 / 1000.0).collect();
+    let mut ready_s: Vec<f64> =
+        world.objects.values().filter_map(|s| s.first_ready_ms).map(|t| (t - t_apply) as f64 / 1000.0).collect();
     ready_s.sort_by(|a, c| a.partial_cmp(c).unwrap());
     let ready_by_kind: BTreeMap<&str, f64> = Kind::ALL
         .iter()
@@ -761,7 +760,8 @@ async fn run() {
     let per_resource = lifecycle_total as f64 / n as f64;
     let per_resource_wo_stats = (lifecycle_total - lifecycle_stats) as f64 / n as f64;
     let minimum_per_resource = minimum_total as f64 / n as f64;
-    let creates = lifecycle.get("CreateMigrationTask").copied().unwrap_or(0) + lifecycle.get("CreateOnlineMigrationTask").copied().unwrap_or(0);
+    let creates = lifecycle.get("CreateMigrationTask").copied().unwrap_or(0)
+        + lifecycle.get("CreateOnlineMigrationTask").copied().unwrap_or(0);
     let configures = lifecycle.get("SetOnlineMigrationTask").copied().unwrap_or(0);
     let online = (0..n).filter(|i| matches!(Kind::of(*i), Kind::OnlineFull | Kind::OnlineIncremental)).count() as u64;
     let tasks_at_ready = {
@@ -800,16 +800,18 @@ async fn run() {
     let stop_calls: u64 = STOPS.iter().map(|op| delete_calls.get(*op).copied().unwrap_or(0)).sum();
     let last_gone = world.objects.values().filter_map(|s| s.gone_ms).max().unwrap_or(t_gone_end);
     let last_terminated = terminated_seen.values().copied().max();
-    let last_stop_call = calls.iter().filter(|c| c.at_ms >= t_delete && STOPS.contains(&c.op.as_str())).map(|c| c.at_ms).max();
+    let last_stop_call =
+        calls.iter().filter(|c| c.at_ms >= t_delete && STOPS.contains(&c.op.as_str())).map(|c| c.at_ms).max();
     let release_after_terminated = last_terminated.map(|t| (last_gone - t) as f64 / 1000.0);
     let stop_phase_calls = by_op(in_window(&calls, t_latency_end, t_terminal + 1));
 
     // Memory and CPU.
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let steady: Vec<u64> = samples.iter().filter(|s| s.at_ms >= last_ready && s.at_ms < t_delete).map(|s| s.rss_kib).collect();
+    let steady: Vec<u64> =
+        samples.iter().filter(|s| s.at_ms >= last_ready && s.at_ms < t_delete).map(|s| s.rss_kib).collect();
     let steady_rss = median_u64(&steady) / 1024.0;
     let peak_rss = mib(final_hwm.max(samples.iter().map(|s| s.hwm_kib).max().unwrap_or(0)));
-    let cpu_at = |t: i64| samples.iter().filter(|s| s.at_ms <= t).last().map_or(0.0, |s| s.cpu_s);
+    let cpu_at = |t: i64| samples.iter().rev().find(|s| s.at_ms <= t).map_or(0.0, |s| s.cpu_s);
     let cpu_to_ready = cpu_at(last_ready) - cpu_at(t_apply);
 
     // Time series for the chart: one point per second from the start of the run.
@@ -842,15 +844,44 @@ async fn run() {
         target: String,
         ok: Option<bool>,
     }
-    let row = |key, figure: String, value: Value, target: &str, ok: Option<bool>| Row { key, figure, value, target: target.to_owned(), ok };
+    let row = |key, figure: String, value: Value, target: &str, ok: Option<bool>| Row {
+        key,
+        figure,
+        value,
+        target: target.to_owned(),
+        ok,
+    };
     let lifecycle_ratio = per_resource_wo_stats / minimum_per_resource;
     let rows = vec![
-        row("peakRssMiB", format!("operator peak RSS (VmHWM): {peak_rss:.1} MiB"), json!(peak_rss), "<= 32 MiB", Some(peak_rss <= 32.0)),
-        row("steadyRssMiB", format!("operator steady RSS (median after all Ready): {steady_rss:.1} MiB"), json!(steady_rss), "<= 32 MiB", Some(steady_rss <= 32.0)),
-        row("cpuSeconds", format!("operator CPU: {final_cpu:.1} s in all, {cpu_to_ready:.1} s apply -> all Ready"), json!(final_cpu), "-", None),
+        row(
+            "peakRssMiB",
+            format!("operator peak RSS (VmHWM): {peak_rss:.1} MiB"),
+            json!(peak_rss),
+            "<= 32 MiB",
+            Some(peak_rss <= 32.0),
+        ),
+        row(
+            "steadyRssMiB",
+            format!("operator steady RSS (median after all Ready): {steady_rss:.1} MiB"),
+            json!(steady_rss),
+            "<= 32 MiB",
+            Some(steady_rss <= 32.0),
+        ),
+        row(
+            "cpuSeconds",
+            format!("operator CPU: {final_cpu:.1} s in all, {cpu_to_ready:.1} s apply -> all Ready"),
+            json!(final_cpu),
+            "-",
+            None,
+        ),
         row(
             "timeToAllReadySeconds",
-            format!("time to Ready: all {:.1} s (p50 {:.1} s; apply took {:.1} s)", (last_ready - t_apply) as f64 / 1000.0, percentile(&ready_s, 50.0), (t_applied - t_apply) as f64 / 1000.0),
+            format!(
+                "time to Ready: all {:.1} s (p50 {:.1} s; apply took {:.1} s)",
+                (last_ready - t_apply) as f64 / 1000.0,
+                percentile(&ready_s, 50.0),
+                (t_applied - t_apply) as f64 / 1000.0
+            ),
             json!((last_ready - t_apply) as f64 / 1000.0),
             "-",
             (!all_ready).then_some(false),
@@ -866,7 +897,10 @@ async fn run() {
         ),
         row(
             "callsPerLifecycleWithStats",
-            format!("DCS calls per lifecycle incl. {lifecycle_stats} progress stats: {per_resource:.2} per resource = {:.2}x minimum", per_resource / minimum_per_resource),
+            format!(
+                "DCS calls per lifecycle incl. {lifecycle_stats} progress stats: {per_resource:.2} per resource = {:.2}x minimum",
+                per_resource / minimum_per_resource
+            ),
             json!(per_resource / minimum_per_resource),
             "(info)",
             None,
@@ -894,21 +928,33 @@ async fn run() {
         ),
         row(
             "terminalCallsPerMinute",
-            format!("calls/min with every resource terminal: {terminal_per_min:.1} ({terminal_total} in {:.0} s: {terminal_calls:?})", (t_quiet_end - t_quiet) as f64 / 1000.0),
+            format!(
+                "calls/min with every resource terminal: {terminal_per_min:.1} ({terminal_total} in {:.0} s: {terminal_calls:?})",
+                (t_quiet_end - t_quiet) as f64 / 1000.0
+            ),
             json!(terminal_per_min),
             "0 (resync >= 10 min)",
             Some(terminal_total == 0),
         ),
         row(
             "statusLatencyP99Ms",
-            format!("remote change -> status: p50 {p50:.0} ms, p99 {p99:.0} ms, max {:.0} ms ({} forced{})", latencies.last().copied().unwrap_or(f64::NAN), forced.len(), if latency_missing > 0 { format!(", {latency_missing} NEVER seen") } else { String::new() }),
+            format!(
+                "remote change -> status: p50 {p50:.0} ms, p99 {p99:.0} ms, max {:.0} ms ({} forced{})",
+                latencies.last().copied().unwrap_or(f64::NAN),
+                forced.len(),
+                if latency_missing > 0 { format!(", {latency_missing} NEVER seen") } else { String::new() }
+            ),
             json!(p99),
             &format!("p99 <= tick + 1 s = {latency_target_ms:.0} ms"),
             Some(p99 <= latency_target_ms && latency_missing == 0),
         ),
         row(
             "massDeleteStopCalls",
-            format!("stop calls for the mass delete: {stop_calls} for {} live tasks ({:?})", live.len(), STOPS.iter().map(|o| (*o, delete_calls.get(*o).copied().unwrap_or(0))).collect::<Vec<_>>()),
+            format!(
+                "stop calls for the mass delete: {stop_calls} for {} live tasks ({:?})",
+                live.len(),
+                STOPS.iter().map(|o| (*o, delete_calls.get(*o).copied().unwrap_or(0))).collect::<Vec<_>>()
+            ),
             json!(stop_calls),
             if n >= 1000 { "<= 25 at 1,000" } else { "<= 25 at 1,000 (scaled: <= 10 per 100 live)" },
             Some(stop_calls <= 25),
@@ -928,7 +974,7 @@ async fn run() {
 
     println!();
     println!("operator_scale summary, N = {n} ({})", machine["date"].as_str().unwrap_or(""));
-    println!("{:<120} {:<34} {}", "figure", "target", "verdict");
+    println!("{:<120} {:<34} verdict", "figure", "target");
     for r in &rows {
         let verdict = match r.ok {
             Some(true) => "ok",

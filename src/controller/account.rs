@@ -622,15 +622,19 @@ async fn observe_loop(account: std::sync::Weak<Account>) {
         let tick = acc.settings.tick;
         let wake = acc.wake.clone();
         let idle = acc.state.lock().expect("state lock").watched.is_empty();
-        let wait = if idle {
+        let (wait, gap) = if idle {
             // Re-check now and then, so that a dropped account ends its loop.
-            Duration::from_secs(30)
+            (Duration::from_secs(30), Duration::ZERO)
         } else {
             let started = Instant::now();
             acc.refresh().await;
-            tick.saturating_sub(started.elapsed())
+            // A wake-up (a new task to look at) may bring the next look forward, but never closer
+            // than half a tick: many resources registering at once share one look.
+            let gap = (tick / 2).saturating_sub(started.elapsed());
+            (tick.saturating_sub(started.elapsed()).saturating_sub(gap), gap)
         };
         drop(acc);
+        tokio::time::sleep(gap).await;
         let _ = tokio::time::timeout(wait, wake.notified()).await;
     }
 }

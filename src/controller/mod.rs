@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
@@ -36,6 +36,8 @@ pub const ANNOTATION_PAUSED: &str = "dcs.migration.io/paused";
 pub const ANNOTATION_RECONCILE_REQUESTED: &str = "dcs.migration.io/reconcile-requested-at";
 /// Internal crash-safety mark: a create may have been sent (RFC 3339 time of the mark).
 pub const ANNOTATION_CREATE_PENDING: &str = "dcs.migration.io/create-pending";
+/// kubectl's client-side apply copy of the whole object, in an annotation.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Server-side apply field manager.
 pub const FIELD_MANAGER: &str = "dcs-migration-operator";
 
@@ -83,8 +85,18 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         secrets::Guard::new(sweeps.clone()),
     ));
 
-    let controller = Controller::new(api, watcher_config);
-    let store = controller.store();
+    // The cache keeps what reconciles read: managedFields and kubectl's last-applied copy of the
+    // spec are dropped on the way in (they are most of an object's size, and read by nobody here).
+    let (store, writer) = reflector::store();
+    let objects = reflector(
+        writer,
+        watcher(api, watcher_config).default_backoff().modify(|rm: &mut RedisMigration| {
+            rm.managed_fields_mut().clear();
+            rm.annotations_mut().remove(LAST_APPLIED);
+        }),
+    )
+    .applied_objects();
+    let controller = Controller::for_stream(objects, store.clone());
     config.metrics.watch_store(store.clone());
     tokio::spawn(report_synced(store.clone(), config.health.clone()));
     tokio::spawn(secrets::sweep(client, store.clone(), swept, sweeps));
