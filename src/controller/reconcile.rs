@@ -32,10 +32,6 @@ use std::time::Duration;
 pub enum Error {
     #[error("Kubernetes API call failed: {0}")]
     Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Dcs(#[from] DcsError),
-    #[error("{0}")]
-    Credentials(#[from] CredentialError),
     #[error("the resource has no namespace")]
     NotNamespaced,
     /// Throttling, 5xx, network or an unreachable API server: retried with backoff.
