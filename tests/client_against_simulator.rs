@@ -256,6 +256,19 @@ async fn wrong_secret_key_is_refused_with_apigw_0301_and_never_retried() {
 }
 
 #[tokio::test]
+async fn an_unknown_access_key_is_refused_without_echoing_the_key() {
+    let sim = Sim::start().await;
+    let endpoint = Endpoint::parse(&sim.url()).unwrap();
+    let unknown = "UNKNOWNACCESSKEY4242";
+    let client = DcsClient::new(ClientConfig::new(endpoint, PROJECT, Credentials::new(unknown, SK))).unwrap();
+    let err = client.list_migration_tasks(&ListQuery::default()).await.unwrap_err();
+    assert_eq!(err.code(), Some("APIGW.0301"));
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("ak not exist"), "the gateway's reason is kept: {text}");
+    assert!(!text.contains(unknown), "the access key is not repeated: {text}");
+}
+
+#[tokio::test]
 async fn temporary_credentials_sign_the_security_token() {
     let sim = Sim::start().await;
     let endpoint = Endpoint::parse(&sim.url()).unwrap();

@@ -428,7 +428,14 @@ impl DcsClient {
         if (200..300).contains(&status) {
             Ok((status, bytes))
         } else {
-            Err(DcsError::Api { operation, error: parse_error_body(status, &bytes, request_id) })
+            let mut error = parse_error_body(status, &bytes, request_id);
+            // The gateway names the access key in some refusals ("Get secretKey failed,ak:…"):
+            // the message goes into status and Events, so the key never does.
+            let access_key = config.credentials.access_key();
+            if !access_key.is_empty() {
+                error.message = error.message.replace(access_key, "***");
+            }
+            Err(DcsError::Api { operation, error })
         }
     }
 }
