@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// sent again.
     #[arg(long, env = "CREATE_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub create_grace: Duration,
+    /// Reconciles running at once; the others queue (each holds its object, its Kubernetes
+    /// connection and its buffers, so this bounds memory and API server load).
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
     /// Allowed endpoint host patterns, comma-separated (`dcs.*.myhuaweicloud.com`); empty: any.
     #[arg(long, env = "ALLOWED_ENDPOINTS", default_value = "", value_delimiter = ',')]
     pub allowed_endpoints: Vec<String>,
@@ -166,6 +170,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             active_resync: Duration::from_secs(60),
             resync: args.resync.max(Duration::from_secs(600)),
             stalled_retry: Duration::from_secs(300),
+            concurrency: args.max_concurrent_reconciles,
         },
         metrics: metrics.clone(),
         health: health.clone(),

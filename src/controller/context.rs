@@ -26,6 +26,8 @@ pub struct Settings {
     pub resync: Duration,
     /// Retry of a Stalled resource (a Secret or spec change wakes it sooner).
     pub stalled_retry: Duration,
+    /// Reconciles running at once (`--max-concurrent-reconciles`); the rest wait their turn.
+    pub concurrency: u16,
 }
 
 /// Shared state of the controller.

@@ -19,7 +19,7 @@ use context::{Context, Settings};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -76,6 +76,7 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() },
     );
     let (sweeps, swept) = mpsc::unbounded_channel();
+    let concurrency = config.settings.concurrency;
     let ctx = Arc::new(Context::new(
         client.clone(),
         account::Accounts::new(config.accounts, triggers).with_observer(config.metrics.clone()),
@@ -96,7 +97,8 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         }),
     )
     .applied_objects();
-    let controller = Controller::for_stream(objects, store.clone());
+    let controller = Controller::for_stream(objects, store.clone())
+        .with_config(controller::Config::default().concurrency(concurrency));
     config.metrics.watch_store(store.clone());
     tokio::spawn(report_synced(store.clone(), config.health.clone()));
     tokio::spawn(secrets::sweep(client, store.clone(), swept, sweeps));
