@@ -1,11 +1,11 @@
 //! What every reconcile shares: the Kubernetes client, the accounts and their observation
-//! loops, the operator's defaults, the Event recorder, timings and per-object backoff.
+//! loops, the operator's defaults, the Event publisher, timings and per-object backoff.
 
 use super::account::Accounts;
 use super::credentials::Defaults;
+use super::events::Events;
 use super::secrets::Guard;
 use crate::crd::RedisMigration;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 use rand::Rng;
 use std::collections::HashMap;
@@ -35,7 +35,7 @@ pub struct Context {
     pub client: kube::Client,
     pub accounts: Accounts,
     pub defaults: Defaults,
-    pub recorder: Recorder,
+    pub events: Events,
     pub settings: Settings,
     /// The in-use finalizer on referenced Secrets.
     pub guard: Guard,
@@ -47,11 +47,11 @@ impl Context {
         client: kube::Client,
         accounts: Accounts,
         defaults: Defaults,
-        recorder: Recorder,
+        events: Events,
         settings: Settings,
         guard: Guard,
     ) -> Self {
-        Self { client, accounts, defaults, recorder, settings, guard, failures: Mutex::new(HashMap::new()) }
+        Self { client, accounts, defaults, events, settings, guard, failures: Mutex::new(HashMap::new()) }
     }
 
     /// Next delay for an object whose reconcile failed: exponential from 1 s to 5 min, ±20 %

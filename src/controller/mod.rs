@@ -7,6 +7,7 @@ pub mod context;
 pub mod credentials;
 pub mod decision;
 pub mod deletion;
+pub mod events;
 pub mod naming;
 pub mod reconcile;
 pub mod secrets;
@@ -16,11 +17,11 @@ use crate::crd::RedisMigration;
 use crate::metrics::Metrics;
 use crate::server::Health;
 use context::{Context, Settings};
+use events::Events;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
@@ -71,17 +72,14 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         watcher_config = watcher_config.labels(selector);
     }
     let (triggers, woken) = mpsc::unbounded_channel::<ObjectRef<RedisMigration>>();
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() },
-    );
+    let events = Events::new(client.clone(), FIELD_MANAGER, std::env::var("POD_NAME").ok());
     let (sweeps, swept) = mpsc::unbounded_channel();
     let concurrency = config.settings.concurrency;
     let ctx = Arc::new(Context::new(
         client.clone(),
         account::Accounts::new(config.accounts, triggers).with_observer(config.metrics.clone()),
         config.defaults,
-        recorder,
+        events,
         config.settings,
         secrets::Guard::new(sweeps.clone()),
     ));

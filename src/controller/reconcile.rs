@@ -197,7 +197,7 @@ impl<'c> Pass<'c> {
     pub async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
         let event =
             Event { type_, reason: reason.to_owned(), note: Some(note), action: action.to_owned(), secondary: None };
-        if let Err(e) = self.ctx.recorder.publish(&event, &self.rm.object_ref(&())).await {
+        if let Err(e) = self.ctx.events.publish(&event, &self.rm.object_ref(&())).await {
             tracing::debug!(error = %e, "could not publish an Event");
         }
     }

@@ -49,7 +49,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["dcs.migration.io"]
   resources: ["redismigrations/status"]
   verbs: ["get", "patch"]
-# Events on phase changes and errors (kube-runtime's Recorder posts events.k8s.io/v1 and patches series).
+# Events on phase changes and errors (events.k8s.io/v1, created, and patched when a repeat extends a series).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

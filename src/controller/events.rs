@@ -1,0 +1,121 @@
+//! Kubernetes Events (`events.k8s.io/v1`) about RedisMigrations, with repeats folded into a
+//! series as `kubectl describe` expects.
+//!
+//! kube-runtime's `Recorder` does the same but keeps a full copy of every Event it published for
+//! six minutes (a few KiB each: about 15 MiB at 1,000 resources, most of the operator's heap in
+//! the benchmark). Here a published Event is remembered by a hash of what makes it a repeat and
+//! the little a series patch needs: its name, namespace, count and time.
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Client};
+use serde_json::json;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Mutex;
+
+/// How long an Event can be continued as a series (kube-runtime and client-go use 6 minutes).
+const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
+
+/// Publishes Events as one reporting controller.
+pub struct Events {
+    client: Client,
+    controller: String,
+    instance: String,
+    hasher: RandomState,
+    recent: Mutex<HashMap<u64, Published>>,
+}
+
+/// What is kept of a published Event to continue its series.
+#[derive(Debug, Clone)]
+struct Published {
+    name: String,
+    count: i32,
+    last: Timestamp,
+}
+
+impl Events {
+    /// `instance` defaults to the controller name (the pod name in a cluster).
+    pub fn new(client: Client, controller: &str, instance: Option<String>) -> Self {
+        Self {
+            client,
+            controller: controller.to_owned(),
+            instance: instance.unwrap_or_else(|| controller.to_owned()),
+            hasher: RandomState::new(),
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an Event about `regarding`; the same Event (type, reason, action, note) within six
+    /// minutes of the last one raises its series count instead of adding an object.
+    pub async fn publish(&self, event: &Event, regarding: &ObjectReference) -> Result<(), kube::Error> {
+        let now = Timestamp::now();
+        let key = self.hasher.hash_one((
+            &regarding.uid,
+            &regarding.namespace,
+            &regarding.name,
+            event.type_,
+            &event.reason,
+            &event.action,
+            &event.note,
+        ));
+        let repeat = {
+            let mut recent = self.recent.lock().expect("events lock");
+            recent.retain(|_, p| p.last + SERIES_TTL > now);
+            recent.get(&key).cloned()
+        };
+        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
+        let published = match repeat {
+            Some(p) => {
+                let count = p.count + 1;
+                let series = json!({ "series": { "count": count, "lastObservedTime": MicroTime(now) } });
+                match api.patch(&p.name, &PatchParams::default(), &Patch::Merge(&series)).await {
+                    Ok(_) => Published { count, last: now, ..p },
+                    // Expired or removed meanwhile: start again.
+                    Err(kube::Error::Api(s)) if s.code == 404 => self.create(&api, event, regarding, now).await?,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => self.create(&api, event, regarding, now).await?,
+        };
+        self.recent.lock().expect("events lock").insert(key, published);
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        api: &Api<K8sEvent>,
+        event: &Event,
+        regarding: &ObjectReference,
+        now: Timestamp,
+    ) -> Result<Published, kube::Error> {
+        let name = format!("{}.{:x}", regarding.name.as_deref().unwrap_or(&self.controller), now.as_nanosecond());
+        let object = K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: regarding.namespace.clone(),
+                ..Default::default()
+            },
+            action: Some(event.action.clone()),
+            reason: Some(event.reason.clone()),
+            note: event.note.clone(),
+            type_: Some(match event.type_ {
+                EventType::Normal => "Normal".to_owned(),
+                EventType::Warning => "Warning".to_owned(),
+            }),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding.clone()),
+            related: event.secondary.clone(),
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &object).await?;
+        Ok(Published { name, count: 1, last: now })
+    }
+}
