@@ -130,6 +130,9 @@ struct Watched {
     acted_at: Option<Instant>,
     /// The task record was deleted: only the list can tell its absence (show may still answer).
     deleted: bool,
+    /// A caller that does not wait (`observe_later`) asked for an observation from a refresh
+    /// after this one; its owner is woken when it is in.
+    awaited_since: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -299,6 +302,34 @@ impl Account {
         }
     }
 
+    /// Like `observe` with `fresh`, for callers that must not hold their reconcile while they
+    /// wait: answers what a refresh completed after the first ask saw (or its error); until then
+    /// answers `None`, asks the loop for a look and has the owner woken when it is in.
+    pub fn observe_later(&self, task_id: &str, owner: ObjectRef<RedisMigration>) -> Option<Result<Remote, DcsError>> {
+        self.register(task_id, owner);
+        let mut state = self.state.lock().expect("state lock");
+        let refreshes = state.refreshes;
+        let failed = state.last_error.clone();
+        let watched = state.watched.get_mut(task_id)?;
+        match watched.awaited_since {
+            Some(since) if watched.seen_at > since => {
+                if let Some(seen) = &watched.seen {
+                    watched.awaited_since = None;
+                    return Some(Ok(remote_of(seen)));
+                }
+            }
+            Some(since) if refreshes > since && failed.is_some() => {
+                watched.awaited_since = None;
+                return failed.map(Err);
+            }
+            Some(_) => {}
+            None => watched.awaited_since = Some(refreshes),
+        }
+        drop(state);
+        self.wake.notify_one();
+        None
+    }
+
     fn current(&self, task_id: &str, owner: ObjectRef<RedisMigration>, refreshes: u64) -> Option<Remote> {
         let mut state = self.state.lock().expect("state lock");
         let watched = state.watched.entry(task_id.to_owned()).or_insert_with(|| Watched {
@@ -309,6 +340,7 @@ impl Account {
             stats_due: Instant::now(),
             acted_at: None,
             deleted: false,
+            awaited_since: None,
         });
         watched.owner = owner;
         if state.last_error.is_some() {
@@ -469,7 +501,9 @@ impl Account {
                         let Some(next) = next else { continue };
                         // A first sighting wakes nobody: whoever registered the task waits for this
                         // refresh itself (waking it would make an ended resource loop on itself).
-                        let changed = recovered || (watched.seen.is_some() && !same(&watched.seen, &next));
+                        let changed = recovered
+                            || watched.awaited_since.is_some()
+                            || (watched.seen.is_some() && !same(&watched.seen, &next));
                         watched.seen = Some(next);
                         watched.seen_at = refreshes;
                         if changed {
@@ -482,11 +516,12 @@ impl Account {
                 Err(e) => {
                     // The view keeps its age (it is not fresher for a failed look); owners are woken
                     // once, on the first failure, to report it.
-                    if state.last_error.is_none() {
+                    let first = state.last_error.is_none();
+                    if first {
                         tracing::warn!(error = %e, "observing the account's tasks failed; retrying every tick");
-                        for watched in state.watched.values() {
-                            let _ = self.triggers.send(watched.owner.clone());
-                        }
+                    }
+                    for watched in state.watched.values().filter(|w| first || w.awaited_since.is_some()) {
+                        let _ = self.triggers.send(watched.owner.clone());
                     }
                     state.last_error = Some(e);
                 }

@@ -51,9 +51,12 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     let Some(id) = task_id else {
         return release(&pass, None).await;
     };
-    let remote = match account.observe(&id, pass.owner(), true).await {
-        Ok(remote) => remote,
-        Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
+    // A fresh look, without holding a reconcile slot while a whole namespace waits for it: the
+    // account's loop wakes this resource when the look is in.
+    let remote = match account.observe_later(&id, pass.owner()) {
+        Some(Ok(remote)) => remote,
+        Some(Err(e)) => return blocked(&mut pass, dcs_problem(&e)).await,
+        None => return Ok(Action::requeue(pass.ctx.settings.tick * 3)),
     };
     let task = match &remote {
         Remote::Present(task) => task.clone(),
