@@ -211,7 +211,7 @@ fn deployment_runs_the_operator_as_the_design_says() {
         ])
     );
     assert_eq!(c["resources"]["requests"], json!({"cpu": "50m", "memory": "64Mi"}));
-    assert_eq!(c["resources"]["limits"], json!({"cpu": "200m", "memory": "256Mi"}));
+    assert_eq!(c["resources"]["limits"], json!({"cpu": "200m", "memory": "128Mi"}));
     let env: Vec<&str> = c["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(env, ["POD_NAMESPACE", "POD_NAME"], "no default credentials unless asked for");
 
