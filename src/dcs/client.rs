@@ -194,6 +194,7 @@ impl DcsClient {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(8)
             .build()
             .map_err(|e| DcsError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { inner: Arc::new(Inner { http, config, limiter: Arc::new(RateLimiter::direct(quota)), observer }) })
