@@ -852,20 +852,23 @@ async fn run() {
         ok,
     };
     let lifecycle_ratio = per_resource_wo_stats / minimum_per_resource;
+    // The memory target is set for 200 resources moving at once; above that the figure is reported.
+    let rss_judged = n <= 200;
+    let rss_target = if rss_judged { "<= 32 MiB (at 200)" } else { "(info; target is at 200)" };
     let rows = vec![
         row(
             "peakRssMiB",
             format!("operator peak RSS (VmHWM): {peak_rss:.1} MiB"),
             json!(peak_rss),
-            "<= 32 MiB",
-            Some(peak_rss <= 32.0),
+            rss_target,
+            rss_judged.then_some(peak_rss <= 32.0),
         ),
         row(
             "steadyRssMiB",
             format!("operator steady RSS (median after all Ready): {steady_rss:.1} MiB"),
             json!(steady_rss),
-            "<= 32 MiB",
-            Some(steady_rss <= 32.0),
+            rss_target,
+            rss_judged.then_some(steady_rss <= 32.0),
         ),
         row(
             "cpuSeconds",
