@@ -303,31 +303,45 @@ impl Account {
     }
 
     /// Like `observe` with `fresh`, for callers that must not hold their reconcile while they
-    /// wait: answers what a refresh completed after the first ask saw (or its error); until then
-    /// answers `None`, asks the loop for a look and has the owner woken when it is in.
+    /// wait: answers what a refresh completed after the ask (`ask_for_look`, or this call when
+    /// nothing was asked) saw, or its error; until then answers `None` and the owner is woken when
+    /// the look is in.
     pub fn observe_later(&self, task_id: &str, owner: ObjectRef<RedisMigration>) -> Option<Result<Remote, DcsError>> {
-        self.register(task_id, owner);
-        let mut state = self.state.lock().expect("state lock");
-        let refreshes = state.refreshes;
-        let failed = state.last_error.clone();
-        let watched = state.watched.get_mut(task_id)?;
-        match watched.awaited_since {
-            Some(since) if watched.seen_at > since => {
-                if let Some(seen) = &watched.seen {
+        self.register(task_id, owner.clone());
+        {
+            let mut state = self.state.lock().expect("state lock");
+            let refreshes = state.refreshes;
+            let failed = state.last_error.clone();
+            let watched = state.watched.get_mut(task_id)?;
+            match (watched.awaited_since, &watched.seen) {
+                (Some(since), Some(seen)) if watched.seen_at > since => {
+                    let remote = remote_of(seen);
                     watched.awaited_since = None;
-                    return Some(Ok(remote_of(seen)));
+                    return Some(Ok(remote));
                 }
+                (Some(since), _) if refreshes > since && failed.is_some() => {
+                    watched.awaited_since = None;
+                    return failed.map(Err);
+                }
+                _ => {}
             }
-            Some(since) if refreshes > since && failed.is_some() => {
-                watched.awaited_since = None;
-                return failed.map(Err);
-            }
-            Some(_) => {}
-            None => watched.awaited_since = Some(refreshes),
         }
-        drop(state);
-        self.wake.notify_one();
+        self.ask_for_look(task_id, owner);
         None
+    }
+
+    /// Asks the loop for a look at the task from a refresh that completes after now (kept if one
+    /// is asked already); `observe_later` answers it, and the owner is woken when it is in.
+    pub fn ask_for_look(&self, task_id: &str, owner: ObjectRef<RedisMigration>) {
+        self.register(task_id, owner);
+        {
+            let mut state = self.state.lock().expect("state lock");
+            let refreshes = state.refreshes;
+            if let Some(watched) = state.watched.get_mut(task_id) {
+                watched.awaited_since.get_or_insert(refreshes);
+            }
+        }
+        self.wake.notify_one();
     }
 
     fn current(&self, task_id: &str, owner: ObjectRef<RedisMigration>, refreshes: u64) -> Option<Remote> {

@@ -56,13 +56,13 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     let remote = match account.observe_later(&id, pass.owner()) {
         Some(Ok(remote)) => remote,
         Some(Err(e)) => return blocked(&mut pass, dcs_problem(&e)).await,
-        None => return Ok(Action::requeue(pass.ctx.settings.tick * 3)),
+        None => return Ok(until_woken(&pass)),
     };
     let task = match &remote {
         Remote::Present(task) => task.clone(),
         Remote::Absent => return release_gone(&pass, &account, &id).await,
         // Missing from one list walk: the next one decides.
-        Remote::NotLookedUp => return Ok(Action::requeue(pass.ctx.settings.tick)),
+        Remote::NotLookedUp => return Ok(after_next_look(&pass, &account, &id)),
     };
     let state = task.state();
     if !state.is_terminal() {
@@ -80,7 +80,7 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
             }
         }
         pass.report(&remote, None, None, None).await?;
-        return Ok(Action::requeue(pass.ctx.settings.tick));
+        return Ok(after_next_look(&pass, &account, &id));
     }
     if policy == DeletionPolicy::Delete && state != TaskState::Deleted {
         if !account.deleted(&id) {
@@ -91,10 +91,23 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
             pass.event(EventType::Normal, "Deleting", "Delete", format!("deleting the remote task record {id}")).await;
         }
         // The detail call may still answer after a delete: only the list confirms it.
-        return Ok(Action::requeue(pass.ctx.settings.tick));
+        return Ok(after_next_look(&pass, &account, &id));
     }
     account.unwatch(&id);
     release(&pass, Some(&id)).await
+}
+
+/// Comes back with the account's next look at the task, asked for now, so that the look that
+/// follows this pass's action (stop, delete) is the one that answers the next pass.
+fn after_next_look(pass: &Pass<'_>, account: &super::account::Account, id: &str) -> Action {
+    account.ask_for_look(id, pass.owner());
+    until_woken(pass)
+}
+
+/// The account's loop wakes the resource when its look is in; the requeue only guards against
+/// a lost wake-up.
+fn until_woken(pass: &Pass<'_>) -> Action {
+    Action::requeue(pass.ctx.settings.tick * 3)
 }
 
 async fn release_gone(pass: &Pass<'_>, account: &super::account::Account, id: &str) -> Result<Action, Error> {
