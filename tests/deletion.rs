@@ -118,6 +118,26 @@ async fn a_hundred_resources_deleted_at_once_cost_at_most_ten_stop_calls() {
 }
 
 #[tokio::test]
+async fn one_reconcile_at_a_time_still_brings_every_resource_to_its_phase_and_deletes_them_all() {
+    // The tightest bound: a reconcile that held its slot while waiting for another one (a batch
+    // round, a look of the account loop) would stall everything behind it.
+    let env = Env::new("one-at-a-time", PHASE).await;
+    let op = Operator::start_with(&env, &["--max-concurrent-reconciles", "1", "--qps", "100", "--burst", "100"], &[]);
+    apply_copies(&env, "online-incremental.yaml", "online-incremental", "one", 10, "");
+    env.wait_count_in_phase("IncrementalMigrating", 10, Duration::from_secs(120)).await;
+    let out = env.kubectl(&["delete", "rmig", "--all", "--wait=false"]);
+    assert!(out.status.success());
+    let started = Instant::now();
+    wait_gone(&env, "rmig", CONVERGE).await;
+    let state = env.sim_state().await;
+    let tasks = state["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 10, "one task per resource");
+    assert!(tasks.iter().all(|t| t["status"] == "TERMINATED"), "every task TERMINATED");
+    eprintln!("one at a time: 10 deleted in {:?}, {} stop calls", started.elapsed(), stop_calls(&state));
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
+
+#[tokio::test]
 async fn referenced_secrets_carry_the_in_use_finalizer_until_no_resource_needs_them() {
     let env = Env::new("secret-finalizer", PHASE).await;
     let op = Operator::start(&env);
