@@ -189,7 +189,7 @@ fn deployment_runs_the_operator_as_the_design_says() {
             "--burst",
             "20",
             "--max-concurrent-reconciles",
-            "64",
+            "50",
             "--log-format",
             "json",
             "--leader-elect"

@@ -47,7 +47,7 @@ pub struct RunArgs {
     pub create_grace: Duration,
     /// Reconciles running at once; the others queue (each holds its object, its Kubernetes
     /// connection and its buffers, so this bounds memory and API server load).
-    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
     /// Allowed endpoint host patterns, comma-separated (`dcs.*.myhuaweicloud.com`); empty: any.
     #[arg(long, env = "ALLOWED_ENDPOINTS", default_value = "", value_delimiter = ',')]
