@@ -1,5 +1,6 @@
 //! The signer reproduces every signature that the official SDK's own signer made
-//! (`../shared/signing-vectors.json`, read at test time).
+//! (`tests/fixtures/signing-vectors.json`, a verbatim copy of the project's reference
+//! `signing-vectors.json`, kept in the repo so that a checkout is enough to run it).
 
 use dcs_migration_operator::dcs::signer::{SignableRequest, sign};
 use serde::Deserialize;
@@ -28,7 +29,7 @@ struct Vector {
 fn vectors_path() -> std::path::PathBuf {
     std::env::var_os("DCS_SIGNING_VECTORS")
         .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/signing-vectors.json"))
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/signing-vectors.json"))
 }
 
 #[test]
