@@ -97,23 +97,32 @@ async fn a_task_that_vanished_remotely_counts_as_stopped() {
     env.assert_no_secret_leaked(&[op.logs()]);
 }
 
+/// Applies `n` online incremental migrations, waits until they all stream, deletes them all at
+/// once and waits until they are gone; checks every task ended TERMINATED and answers the
+/// simulator's state and how long the deletion took.
+async fn stream_then_delete_all(env: &Env, prefix: &str, n: usize) -> (Value, Duration) {
+    apply_copies(env, "online-incremental.yaml", "online-incremental", prefix, n, "");
+    env.wait_count_in_phase("IncrementalMigrating", n, Duration::from_secs(180)).await;
+    let out = env.kubectl(&["delete", "rmig", "--all", "--wait=false"]);
+    assert!(out.status.success());
+    let started = Instant::now();
+    wait_gone(env, "rmig", CONVERGE).await;
+    let took = started.elapsed();
+    let state = env.sim_state().await;
+    let tasks = state["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), n, "one task per resource");
+    assert!(tasks.iter().all(|t| t["status"] == "TERMINATED"), "every task TERMINATED");
+    (state, took)
+}
+
 #[tokio::test]
 async fn a_hundred_resources_deleted_at_once_cost_at_most_ten_stop_calls() {
     let env = Env::new("mass-delete", PHASE).await;
     let op = Operator::start_with(&env, &["--qps", "200", "--burst", "200"], &[]);
-    apply_copies(&env, "online-incremental.yaml", "online-incremental", "m", 100, "");
-    env.wait_count_in_phase("IncrementalMigrating", 100, Duration::from_secs(180)).await;
-    let out = env.kubectl(&["delete", "rmig", "--all", "--wait=false"]);
-    assert!(out.status.success());
-    let started = Instant::now();
-    wait_gone(&env, "rmig", CONVERGE).await;
-    let state = env.sim_state().await;
-    let tasks = state["tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 100);
-    assert!(tasks.iter().all(|t| t["status"] == "TERMINATED"), "every task TERMINATED");
+    let (state, took) = stream_then_delete_all(&env, "m", 100).await;
     let stops = stop_calls(&state);
     assert!(stops <= 10, "{stops} stop calls for 100 deletions");
-    eprintln!("mass delete of 100: {stops} stop calls, all released in {:?}", started.elapsed());
+    eprintln!("mass delete of 100: {stops} stop calls, all released in {took:?}");
     env.assert_no_secret_leaked(&[op.logs()]);
 }
 
@@ -123,17 +132,8 @@ async fn one_reconcile_at_a_time_still_brings_every_resource_to_its_phase_and_de
     // round, a look of the account loop) would stall everything behind it.
     let env = Env::new("one-at-a-time", PHASE).await;
     let op = Operator::start_with(&env, &["--max-concurrent-reconciles", "1", "--qps", "100", "--burst", "100"], &[]);
-    apply_copies(&env, "online-incremental.yaml", "online-incremental", "one", 10, "");
-    env.wait_count_in_phase("IncrementalMigrating", 10, Duration::from_secs(120)).await;
-    let out = env.kubectl(&["delete", "rmig", "--all", "--wait=false"]);
-    assert!(out.status.success());
-    let started = Instant::now();
-    wait_gone(&env, "rmig", CONVERGE).await;
-    let state = env.sim_state().await;
-    let tasks = state["tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 10, "one task per resource");
-    assert!(tasks.iter().all(|t| t["status"] == "TERMINATED"), "every task TERMINATED");
-    eprintln!("one at a time: 10 deleted in {:?}, {} stop calls", started.elapsed(), stop_calls(&state));
+    let (state, took) = stream_then_delete_all(&env, "one", 10).await;
+    eprintln!("one at a time: 10 deleted in {took:?}, {} stop calls", stop_calls(&state));
     env.assert_no_secret_leaked(&[op.logs()]);
 }
 
