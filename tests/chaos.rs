@@ -399,46 +399,22 @@ async fn random_kills_across_the_whole_lifecycle_lose_duplicate_and_wedge_nothin
         // Switch-over: exchanged on creation; roll back, then exchange again.
         chaos.enter("switchover");
         let switchers: Vec<&Member> = members.iter().filter(|m| m.kind == Kind::Switchover).collect();
-        for m in &switchers {
-            kubectl_ok(
-                &env,
-                &[
-                    "patch",
-                    &format!("rmig/{}", m.name),
-                    "--type=merge",
-                    "-p",
-                    r#"{"spec":{"switchover":{"rollback":true}}}"#,
-                ],
-            );
+        for (rollback, status, reason, step) in
+            [(true, "False", "RolledBack", "rolled back"), (false, "True", "SwitchedOver", "switched over again")]
+        {
+            let patch = json!({"spec": {"switchover": {"rollback": rollback}}}).to_string();
+            for m in &switchers {
+                kubectl_ok(&env, &["patch", &format!("rmig/{}", m.name), "--type=merge", "-p", &patch]);
+            }
+            chaos
+                .until(&env, &format!("round {round}: {step}"), STEP, |items| {
+                    switchers
+                        .iter()
+                        .all(|m| has_condition(&items[&m.name], "SwitchedOver", status, Some(reason)))
+                        .then_some(())
+                })
+                .await;
         }
-        chaos
-            .until(&env, &format!("round {round}: rolled back"), STEP, |items| {
-                switchers
-                    .iter()
-                    .all(|m| has_condition(&items[&m.name], "SwitchedOver", "False", Some("RolledBack")))
-                    .then_some(())
-            })
-            .await;
-        for m in &switchers {
-            kubectl_ok(
-                &env,
-                &[
-                    "patch",
-                    &format!("rmig/{}", m.name),
-                    "--type=merge",
-                    "-p",
-                    r#"{"spec":{"switchover":{"rollback":false}}}"#,
-                ],
-            );
-        }
-        chaos
-            .until(&env, &format!("round {round}: switched over again"), STEP, |items| {
-                switchers
-                    .iter()
-                    .all(|m| has_condition(&items[&m.name], "SwitchedOver", "True", Some("SwitchedOver")))
-                    .then_some(())
-            })
-            .await;
         for m in &switchers {
             switch_requests.insert(ids[&m.name].clone(), (2, 1));
         }
