@@ -55,6 +55,8 @@ macro_rules! immutable_once_created {
     printcolumn = r#"{"name":"Task ID","type":"string","jsonPath":".status.taskId"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     validation = immutable_once_created!("region"),
     validation = immutable_once_created!("endpoint"),
     validation = immutable_once_created!("projectId"),
@@ -358,6 +360,13 @@ pub struct SwitchoverSpec {
     /// `true` reverts the switch-over once; back to `false` switches over again.
     #[serde(default)]
     pub rollback: bool,
+    /// Each switch-over request is sent at most once, and never again by itself when it failed
+    /// or when the operator cannot tell whether it reached the API (`SwitchedOver` reason
+    /// `SwitchFailed` / `SwitchUnconfirmed`). Raise this number to send that request again; it
+    /// changes nothing once the request succeeded.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub attempt: i32,
 }
 
 /// Observed state, mirrored from the remote task.
@@ -401,6 +410,12 @@ pub struct RedisMigrationStatus {
     /// What the switch-over did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switchover: Option<SwitchoverStatus>,
+    /// The provisioning job of an online task (from the create answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Why the task or its provisioning failed: code, message (bounded), time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
     /// The last `dcs.migration.io/reconcile-requested-at` value acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
@@ -473,26 +488,81 @@ pub enum ServingSide {
     Target,
 }
 
-/// What the switch-over did.
+/// An IP switch-over action.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchAction {
+    /// `exchange-ip`: the target takes over the source's addresses.
+    Exchange,
+    /// `rollback-ip`: the source gets its addresses back.
+    Rollback,
+}
+
+/// Where the last switch-over request stands.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchState {
+    /// Recorded; its call is about to go out (found after a restart: it may or may not have).
+    Sending,
+    /// Certainly not received by the API (refused before reaching it): sent again.
+    NotSent,
+    /// Accepted by the API; waiting for the task's `task_status` to report the outcome.
+    Sent,
+    /// Nobody can tell whether the API received it; never resent by itself.
+    Unconfirmed,
+    /// The task reported success (`EXCHANGE_SUCCESS` / `ROLLBACK_SUCCESS`).
+    Succeeded,
+    /// The API refused it, or the task reported a failure word.
+    Failed,
+}
+
+/// What the switch-over did. The request is recorded here before its call goes out.
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SwitchoverStatus {
-    /// Which side serves the exchanged addresses now.
+    /// Which side serves the exchanged addresses, as the last confirmed switch left them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving: Option<ServingSide>,
-    /// Number of exchange and rollback calls made.
+    /// Number of exchange and rollback requests recorded.
     #[serde(default)]
     pub actions: i32,
-    /// Last action, `exchange-ip` or `rollback-ip`.
+    /// The last request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_action: Option<String>,
-    /// When the last action was sent (RFC 3339).
+    pub last_action: Option<SwitchAction>,
+    /// When the last request was recorded, just before its call (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action_at: Option<String>,
-    /// The source instance's IP before the first exchange: the target serves the source's
-    /// address when the task reports this IP on the target instance.
+    /// The `spec.switchover.attempt` the last request answered.
+    #[serde(default)]
+    pub attempt: i32,
+    /// Where the last request stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
+    pub state: Option<SwitchState>,
+    /// The task's top-level `task_status` when the request was recorded: an outcome word read
+    /// later counts only once it differs from this, or after `EXCHANGING` was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    /// True once `EXCHANGING` was read for the last request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub under_way_seen: bool,
+    /// The task's top-level `task_status` as last read, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_status: Option<String>,
+    /// Why the last request failed or could not be confirmed (DCS code or the task's word).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Why the task or its provisioning failed, as the API reported it.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    /// The API's code (a task log's `log_code`, `JOB_FAILED` for a provisioning job), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The reason, bounded and with secrets removed.
+    pub message: String,
+    /// When the API recorded it (RFC 3339), if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
 }
 
 /// The CRD as YAML, as `dcs-migration-operator crd` prints it and `crds/` holds it.

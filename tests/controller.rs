@@ -126,6 +126,45 @@ async fn a_missing_credentials_secret_stalls_then_recovers_when_it_appears() {
     env.assert_no_secret_leaked(&[op.logs()]);
 }
 
+fn condition<'a>(rm: &'a Value, type_: &str) -> &'a Value {
+    rm["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap()
+}
+
+#[tokio::test]
+async fn a_missing_password_secret_reads_credentials_missing_for_both_kinds_and_both_go_on_once_it_exists() {
+    let mut env = Env::new("missing-passwords", PHASE).await;
+    let op = Operator::start(&env);
+    let later = |file: &str| env.example(file).replace("name: redis-passwords", "name: redis-passwords-later");
+    env.apply(&format!("{}\n---\n{}", later("backup-import-obs.yaml"), later("online-incremental.yaml")));
+    for name in ["import-from-obs", "online-incremental"] {
+        let rm = env.wait_condition(name, "Ready", "False", Some("CredentialsMissing"), CONVERGE).await;
+        let synced = condition(&rm, "Synced");
+        assert_eq!((&synced["status"], &synced["reason"]), (&json!("False"), &json!("CredentialsMissing")), "{name}");
+        let message = ready_status(&rm)["message"].as_str().unwrap();
+        assert!(message.contains("redis-passwords-later"), "{name}: the message names the Secret: {message}");
+    }
+    let (source, target) = (e2e::secret_value("SourcePw"), e2e::secret_value("TargetPw"));
+    let created = std::time::Instant::now();
+    env.put_secret("redis-passwords-later", &[("source", &source), ("target", &target)]).await;
+    let on_their_way = ["FullMigrating", "IncrementalMigrating", "Succeeded"];
+    let deadline = Duration::from_secs(2 + 10);
+    for name in ["import-from-obs", "online-incremental"] {
+        loop {
+            let phase = env.get(name)["status"]["phase"].as_str().unwrap_or_default().to_owned();
+            if on_their_way.contains(&phase.as_str()) {
+                break;
+            }
+            assert!(
+                created.elapsed() < deadline,
+                "{name} still {phase} {:?} after the Secret appeared",
+                created.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
+
 #[tokio::test]
 async fn a_wrong_secret_key_stalls_with_credentials_rejected_then_recovers_when_fixed() {
     let mut env = Env::new("wrong-key", PHASE).await;

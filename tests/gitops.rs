@@ -8,7 +8,7 @@
 //!
 //! And the docs that carry the Lua (docs/gitops.md, the chart's README) carry exactly the tested script.
 
-use dcs_migration_operator::controller::status::{condition, reason};
+use dcs_migration_operator::controller::conditions::{ConditionType, Reason};
 use dcs_migration_operator::crd::RedisMigration;
 use mlua::serde::SerializeOptions;
 use mlua::{Lua, LuaSerdeExt};
@@ -23,58 +23,58 @@ fn repo() -> &'static Path {
 /// One row: fixture, the Ready reason it records, and what kstatus and Argo CD must conclude.
 struct Row {
     fixture: &'static str,
-    ready_reason: &'static str,
+    ready_reason: Reason,
     kstatus: &'static str,
     argo: &'static str,
 }
 
-const fn row(fixture: &'static str, ready_reason: &'static str, kstatus: &'static str, argo: &'static str) -> Row {
+const fn row(fixture: &'static str, ready_reason: Reason, kstatus: &'static str, argo: &'static str) -> Row {
     Row { fixture, ready_reason, kstatus, argo }
 }
 
 /// design.md §3's table, row by row (several fixtures per row where the row lists several remote words).
 const TABLE: &[Row] = &[
     // none yet
-    row("pending", reason::CREATING, "InProgress", "Progressing"),
-    row("creating", reason::CREATING, "InProgress", "Progressing"),
+    row("pending", Reason::Creating, "InProgress", "Progressing"),
+    row("creating", Reason::Creating, "InProgress", "Progressing"),
     // CREATING, RUNNING (awaits configure)
-    row("provisioning", reason::CONFIGURING, "InProgress", "Progressing"),
-    row("awaiting-configuration", reason::CONFIGURING, "InProgress", "Progressing"),
+    row("provisioning", Reason::Configuring, "InProgress", "Progressing"),
+    row("awaiting-configuration", Reason::Configuring, "InProgress", "Progressing"),
     // MIGRATING, FULLMIGRATING
-    row("full-migrating", reason::MIGRATING, "InProgress", "Progressing"),
-    row("backup-import-migrating", reason::MIGRATING, "InProgress", "Progressing"),
+    row("full-migrating", Reason::Migrating, "InProgress", "Progressing"),
+    row("backup-import-migrating", Reason::Migrating, "InProgress", "Progressing"),
     // INCRMIGEATING (streaming)
-    row("incremental-syncing", reason::INCREMENTAL_SYNCING, "Current", "Healthy"),
+    row("incremental-syncing", Reason::IncrementalSyncing, "Current", "Healthy"),
     // SUCCESS (then RELEASED)
-    row("succeeded", reason::SUCCEEDED, "Current", "Healthy"),
-    row("succeeded-released", reason::SUCCEEDED, "Current", "Healthy"),
+    row("succeeded", Reason::Succeeded, "Current", "Healthy"),
+    row("succeeded-released", Reason::Succeeded, "Current", "Healthy"),
     // TERMINATING
-    row("terminating", reason::STOPPING, "InProgress", "Progressing"),
+    row("terminating", Reason::Stopping, "InProgress", "Progressing"),
     // TERMINATED with stopped: true: Ready=True with reason StoppedByUser, so kstatus (which falls back to the
     // Ready condition, cli-utils status.go checkReadyCondition) says Current and the Lua says Suspended.
-    row("stopped-by-user", reason::STOPPED_BY_USER, "Current", "Suspended"),
+    row("stopped-by-user", Reason::StoppedByUser, "Current", "Suspended"),
     // FAILED, MIGRATION_FAILED, ERROR
-    row("failed", reason::FAILED, "Failed", "Degraded"),
-    row("migration-failed", reason::FAILED, "Failed", "Degraded"),
+    row("failed", Reason::Failed, "Failed", "Degraded"),
+    row("migration-failed", Reason::Failed, "Failed", "Degraded"),
     // TERMINATED not asked for, DELETED, task gone
-    row("stopped-remotely", reason::STOPPED_REMOTELY, "Failed", "Degraded"),
-    row("remote-task-gone", reason::REMOTE_TASK_GONE, "Failed", "Degraded"),
+    row("stopped-remotely", Reason::StoppedRemotely, "Failed", "Degraded"),
+    row("remote-task-gone", Reason::RemoteTaskGone, "Failed", "Degraded"),
     // 429 / 5xx / network on a later call: unchanged
-    row("api-error-while-migrating", reason::MIGRATING, "InProgress", "Progressing"),
-    row("api-error-while-ready", reason::INCREMENTAL_SYNCING, "Current", "Healthy"),
+    row("api-error-while-migrating", Reason::Migrating, "InProgress", "Progressing"),
+    row("api-error-while-ready", Reason::IncrementalSyncing, "Current", "Healthy"),
     // non-retryable 4xx, invalid spec, missing Secret
-    row("invalid-spec", reason::INVALID_SPEC, "Failed", "Degraded"),
-    row("credentials-missing", reason::CREDENTIALS_MISSING, "Failed", "Degraded"),
-    row("credentials-rejected", reason::CREDENTIALS_REJECTED, "Failed", "Degraded"),
+    row("invalid-spec", Reason::InvalidSpec, "Failed", "Degraded"),
+    row("credentials-missing", Reason::CredentialsMissing, "Failed", "Degraded"),
+    row("credentials-rejected", Reason::CredentialsRejected, "Failed", "Degraded"),
     // transitional longer than progressDeadlineSeconds
-    row("progress-deadline-exceeded", reason::PROGRESS_DEADLINE_EXCEEDED, "Failed", "Degraded"),
+    row("progress-deadline-exceeded", Reason::ProgressDeadlineExceeded, "Failed", "Degraded"),
     // paused: conditions unchanged, so kstatus unchanged; Argo CD Suspended
-    row("paused-while-ready", reason::INCREMENTAL_SYNCING, "Current", "Suspended"),
-    row("paused-while-migrating", reason::MIGRATING, "InProgress", "Suspended"),
+    row("paused-while-ready", Reason::IncrementalSyncing, "Current", "Suspended"),
+    row("paused-while-migrating", Reason::Migrating, "InProgress", "Suspended"),
     // deleting
-    row("deleting", reason::DELETING, "Terminating", "Progressing"),
+    row("deleting", Reason::Deleting, "Terminating", "Progressing"),
     // not in the table: a spec change not yet acted on must not pass for the old generation's verdict
-    row("generation-not-yet-observed", reason::INCREMENTAL_SYNCING, "InProgress", "Progressing"),
+    row("generation-not-yet-observed", Reason::IncrementalSyncing, "InProgress", "Progressing"),
 ];
 
 fn fixture_path(name: &str) -> PathBuf {
@@ -109,13 +109,15 @@ fn every_fixture_is_a_redismigration_as_the_operator_writes_it() {
         let _typed: RedisMigration = serde_json::from_value(obj.clone())
             .unwrap_or_else(|e| panic!("{}: not a RedisMigration: {e}", row.fixture));
         // Ready, Reconciling and Stalled are always there (kstatus's race on a brand-new object, peers.md §4.2).
-        for type_ in [condition::READY, condition::RECONCILING, condition::STALLED] {
+        for type_ in
+            [ConditionType::Ready.as_str(), ConditionType::Reconciling.as_str(), ConditionType::Stalled.as_str()]
+        {
             let c = conditions(&obj, type_).unwrap_or_else(|| panic!("{}: no {type_} condition", row.fixture));
             assert!(c["status"] == "True" || c["status"] == "False", "{}: {type_} is True or False", row.fixture);
         }
         assert_eq!(
-            conditions(&obj, condition::READY).unwrap()["reason"],
-            row.ready_reason,
+            conditions(&obj, ConditionType::Ready.as_str()).unwrap()["reason"],
+            row.ready_reason.as_str(),
             "{}: Ready reason",
             row.fixture
         );
@@ -159,7 +161,7 @@ fn argocd_health_check_gives_the_design_tables_status_for_every_row() {
         }
         assert!(!message.is_empty(), "{}: a message", row.fixture);
         // Degraded and Progressing carry the operator's own words (the Ready/Stalled message).
-        let ready = conditions(&obj, condition::READY).unwrap();
+        let ready = conditions(&obj, ConditionType::Ready.as_str()).unwrap();
         if matches!(status.as_str(), "Degraded" | "Healthy")
             || (status == "Progressing" && row.fixture != "generation-not-yet-observed")
         {
@@ -248,7 +250,8 @@ fn kstatus_compute_gives_the_design_tables_status_for_every_row() {
         }
         // Failed carries the Stalled message: what `flux get kustomizations` shows the user.
         if row.kstatus == "Failed" {
-            let stalled = conditions(&fixture(row.fixture), condition::STALLED).unwrap()["message"].clone();
+            let stalled =
+                conditions(&fixture(row.fixture), ConditionType::Stalled.as_str()).unwrap()["message"].clone();
             assert_eq!(result["message"], stalled, "{}: kstatus reports the Stalled message", row.fixture);
         }
     }

@@ -47,26 +47,39 @@ async fn switchover_exchanges_once_rolls_back_once_and_exchanges_again() {
     env.assert_no_secret_leaked(&[op.logs()]);
 }
 
-async fn crash_around_the_exchange(point: &str) {
-    let env = Env::new(&format!("switch-crash-{point}"), PHASE).await;
+/// Starts the operator so that it SIGKILLs itself at `point` of the first exchange; restarts it.
+async fn crash_at(env: &Env, point: &str) -> Operator {
     env.apply(&env.example("online-incremental-switchover.yaml"));
-    let mut op = Operator::start_with(&env, &[], &[("DCS_OPERATOR_CRASH_AT", point)]);
+    let mut op = Operator::start_with(env, &[], &[("DCS_OPERATOR_CRASH_AT", point)]);
     let crashed = tokio::task::block_in_place(|| op.wait_exit(Duration::from_secs(40)));
     assert!(crashed.is_some(), "never reached {point} (built with --features crash-points?)\n{}", op.logs());
     op.restart(&[]);
-    let rm = env.wait_condition(NAME, "SwitchedOver", "True", Some("SwitchedOver"), CONVERGE).await;
-    let id = rm["status"]["taskId"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(switch_counts(&env, &id).await, (1, 0), "exchanged exactly once across a crash at {point}");
-    env.assert_no_secret_leaked(&[op.logs()]);
+    op
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_the_exchange_call_does_not_exchange_twice() {
-    crash_around_the_exchange("switchover-sent").await;
+    let env = Env::new("switch-crash-sent", PHASE).await;
+    let op = crash_at(&env, "switchover-sent").await;
+    let rm = env.wait_condition(NAME, "SwitchedOver", "True", Some("SwitchedOver"), CONVERGE).await;
+    let id = rm["status"]["taskId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(switch_counts(&env, &id).await, (1, 0), "exchanged exactly once across the crash");
+    env.assert_no_secret_leaked(&[op.logs()]);
 }
 
+/// Recorded but maybe not sent: never sent again by itself, and sent once when the user asks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_before_the_exchange_call_still_exchanges_once() {
-    crash_around_the_exchange("switchover-recorded").await;
+async fn a_crash_before_the_exchange_call_leaves_it_unconfirmed_until_the_user_asks_again() {
+    let env = Env::new("switch-crash-recorded", PHASE).await;
+    let op = crash_at(&env, "switchover-recorded").await;
+    let rm = env.wait_condition(NAME, "SwitchedOver", "False", Some("SwitchUnconfirmed"), CONVERGE).await;
+    let id = rm["status"]["taskId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(switch_counts(&env, &id).await, (0, 0), "an unconfirmed request is never resent by itself");
+    patch(&env, json!({"spec": {"switchover": {"attempt": 1}}}));
+    env.wait_condition(NAME, "SwitchedOver", "True", Some("SwitchedOver"), CONVERGE).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(switch_counts(&env, &id).await, (1, 0), "the new request is sent once");
+    env.assert_no_secret_leaked(&[op.logs()]);
 }

@@ -17,25 +17,53 @@ use tokio::sync::{oneshot, watch};
 /// is 30 s). Past it the process exits 1 without releasing the Lease, which then expires.
 const DRAIN: Duration = Duration::from_secs(20);
 
-/// Flags of `run`.
+/// Flags of `run`, in groups, each turned into its settings in one place.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub dcs: DcsArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    #[command(flatten)]
+    pub serving: ServingArgs,
+    #[command(flatten)]
+    pub election: ElectionArgs,
+}
+
+/// How the operator calls DCS.
+#[derive(Debug, Args)]
+pub struct DcsArgs {
     /// DCS calls per second, per account.
     #[arg(long, env = "DCS_QPS", default_value_t = 10.0)]
     pub qps: f64,
     /// DCS calls allowed at once after a quiet period, per account.
     #[arg(long, env = "DCS_BURST", default_value_t = 20)]
     pub burst: u32,
+    /// Allowed endpoint host patterns, comma-separated (`dcs.*.myhuaweicloud.com`); empty: any.
+    #[arg(long, env = "ALLOWED_ENDPOINTS", default_value = "", value_delimiter = ',')]
+    pub allowed_endpoints: Vec<String>,
+}
+
+/// Which RedisMigrations this process owns.
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
     /// Only this namespace (empty: all).
     #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
     pub watch_namespace: String,
     /// Only RedisMigrations matching this label selector (one shard per deployment).
     #[arg(long, env = "LABEL_SELECTOR", default_value = "")]
     pub label_selector: String,
+}
+
+/// How often and how much at once.
+#[derive(Debug, Args)]
+pub struct TimingArgs {
     /// Observation interval of moving tasks, e.g. 2s, 500ms.
     #[arg(long, env = "TICK", default_value = "2s", value_parser = parse_duration)]
     pub tick: Duration,
-    /// Stops (and restarts) due within this window are sent as one batch call per 50 tasks.
+    /// Stops (and restarts, deletes) due within this window are sent as one batch call per 50 tasks.
     #[arg(long, env = "STOP_BATCH_WINDOW", default_value = "1s", value_parser = parse_duration)]
     pub stop_batch_window: Duration,
     /// Resync interval of resources whose task ended (at least 10m).
@@ -49,9 +77,11 @@ pub struct RunArgs {
     /// connection and its buffers, so this bounds memory and API server load).
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
-    /// Allowed endpoint host patterns, comma-separated (`dcs.*.myhuaweicloud.com`); empty: any.
-    #[arg(long, env = "ALLOWED_ENDPOINTS", default_value = "", value_delimiter = ',')]
-    pub allowed_endpoints: Vec<String>,
+}
+
+/// What the process serves and how it logs.
+#[derive(Debug, Args)]
+pub struct ServingArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -61,6 +91,11 @@ pub struct RunArgs {
     /// Address of the probes `/healthz` and `/readyz`.
     #[arg(long, env = "PROBE_ADDR", default_value = "127.0.0.1:8081")]
     pub probe_addr: SocketAddr,
+}
+
+/// Leader election.
+#[derive(Debug, Args)]
+pub struct ElectionArgs {
     /// Reconcile only while holding the Lease `--lease-name` in POD_NAMESPACE (required then);
     /// `--leader-elect` alone means true.
     #[arg(long, env = "LEADER_ELECT", action = ArgAction::Set, num_args = 0..=1, default_value_t = false, default_missing_value = "true")]
@@ -68,6 +103,58 @@ pub struct RunArgs {
     /// Name of the leader-election Lease (one per shard: see --label-selector).
     #[arg(long, env = "LEASE_NAME", default_value = "dcs-migration-operator")]
     pub lease_name: String,
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    Some(s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+impl DcsArgs {
+    /// The operator's default credentials (from its environment) and the endpoint allow-list.
+    fn defaults(&self) -> credentials::Defaults {
+        credentials::Defaults {
+            credentials: Credentials::from_env(),
+            project_id: std::env::var(crate::dcs::credentials::ENV_PROJECT_ID).ok().and_then(|p| non_empty(&p)),
+            allowed_endpoints: self.allowed_endpoints.iter().filter_map(|p| non_empty(p)).collect(),
+        }
+    }
+
+    /// How each account calls and observes, at this timing.
+    fn accounts(&self, timing: &TimingArgs) -> account::Settings {
+        account::Settings {
+            tick: timing.tick,
+            stats_interval: (timing.tick * 5).max(Duration::from_secs(5)),
+            rate_limit: RateLimit { qps: self.qps, burst: self.burst },
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(30),
+            batch_window: timing.stop_batch_window,
+        }
+    }
+}
+
+impl TimingArgs {
+    fn settings(&self) -> context::Settings {
+        context::Settings {
+            tick: self.tick,
+            create_grace: self.create_grace,
+            active_resync: Duration::from_secs(60),
+            resync: self.resync.max(Duration::from_secs(600)),
+            stalled_retry: Duration::from_secs(300),
+            concurrency: self.max_concurrent_reconciles,
+        }
+    }
+}
+
+impl ElectionArgs {
+    /// The Lease's settings when leader election is on; an error when its namespace is unknown.
+    fn lease(&self) -> Result<Option<leader::Settings>, &'static str> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        let namespace = std::env::var("POD_NAMESPACE").ok().and_then(|s| non_empty(&s));
+        let namespace = namespace.ok_or("--leader-elect needs POD_NAMESPACE (the namespace of the Lease) to be set")?;
+        Ok(Some(leader::Settings::new(&self.lease_name, namespace, leader::identity())))
+    }
 }
 
 /// Parses `500ms`, `2s`, `10m`, `1h` or plain seconds.
@@ -89,31 +176,37 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// when `--leader-elect` is on, and on SIGTERM stops taking reconciles, lets the ones in flight
 /// finish, releases the Lease and exits 0.
 pub async fn run(args: RunArgs) -> ExitCode {
-    telemetry::init(args.log_format, "info,kube=warn");
-    let lease_namespace = std::env::var("POD_NAMESPACE").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    if args.leader_elect && lease_namespace.is_none() {
-        eprintln!("error: --leader-elect needs POD_NAMESPACE (the namespace of the Lease) to be set");
-        return ExitCode::FAILURE;
+    telemetry::init(args.serving.log_format, "info,kube=warn");
+    match start(&args).await {
+        Ok(started) => serve(args, started).await,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
     }
-    let listeners = match server::bind(args.metrics_addr, args.probe_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let client = match kube::Client::try_default().await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: cannot reach Kubernetes: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+}
+
+/// What `run` sets up before it may lead.
+struct Started {
+    client: kube::Client,
+    lease: Option<leader::Settings>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stopping: watch::Receiver<bool>,
+}
+
+/// Checks the flags, binds the listeners, connects to Kubernetes (as `dcs-migration-operator/<version>`)
+/// and starts serving metrics and probes and listening for signals.
+async fn start(args: &RunArgs) -> Result<Started, String> {
+    let lease = args.election.lease()?;
+    let listeners = server::bind(args.serving.metrics_addr, args.serving.probe_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {e}"))?;
+    let client = kube_client().await.map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
     let metrics = Arc::new(Metrics::new());
-    let health = Arc::new(Health::new(args.leader_elect));
+    let health = Arc::new(Health::new(lease.is_some()));
     tracing::info!(listening = ?server::local_addrs(&listeners), "serving /metrics, /healthz and /readyz");
     server::spawn(listeners, server::router(metrics.clone(), health.clone()));
-
     let (stop, stopping) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -123,62 +216,43 @@ pub async fn run(args: RunArgs) -> ExitCode {
         tracing::warn!("second signal: exiting at once");
         std::process::exit(1);
     });
+    Ok(Started { client, lease, metrics, health, stopping })
+}
 
+/// The Kubernetes client, as kubectl finds its config (in-cluster in a Pod), naming itself in the
+/// user agent so that the API server's audit log tells its requests apart.
+async fn kube_client() -> Result<kube::Client, kube::Error> {
+    let mut config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    let agent = concat!("dcs-migration-operator/", env!("CARGO_PKG_VERSION"));
+    config.headers.push((hyper::header::USER_AGENT, hyper::header::HeaderValue::from_static(agent)));
+    kube::Client::try_from(config)
+}
+
+/// Waits for the Lease (when asked), runs the controller, drains and lets go.
+async fn serve(args: RunArgs, started: Started) -> ExitCode {
+    let Started { client, lease, metrics, health, stopping } = started;
     let mut leadership = None;
-    if let Some(namespace) = lease_namespace.filter(|_| args.leader_elect) {
-        let settings = leader::Settings::new(&args.lease_name, namespace, leader::identity());
-        tracing::info!(
-            lease = settings.name,
-            namespace = settings.namespace,
-            identity = settings.identity,
-            "waiting for the lease"
-        );
-        let mut elector = Elector::new(client.clone(), settings);
-        let standby = health.clone();
-        tokio::select! {
-            () = elector.acquire(|_| standby.set_standby_ok()) => {}
-            () = stopped(stopping.clone()) => {
-                tracing::info!("stopped while standing by");
-                return ExitCode::SUCCESS;
-            }
+    if let Some(settings) = lease {
+        match Leadership::acquire(client.clone(), settings, &health, stopping.clone()).await {
+            Some(held) => leadership = Some(held),
+            None => return ExitCode::SUCCESS,
         }
-        leadership = Some(Leadership::hold(elector));
     }
     metrics.set_leader(true);
     health.set_leading(true);
-
-    let non_empty = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let config = RunConfig {
-        watch_namespace: non_empty(&args.watch_namespace),
-        label_selector: non_empty(&args.label_selector),
-        defaults: credentials::Defaults {
-            credentials: Credentials::from_env(),
-            project_id: std::env::var(crate::dcs::credentials::ENV_PROJECT_ID).ok().and_then(|p| non_empty(&p)),
-            allowed_endpoints: args.allowed_endpoints.iter().filter_map(|p| non_empty(p)).collect(),
-        },
-        accounts: account::Settings {
-            tick: args.tick,
-            stats_interval: (args.tick * 5).max(Duration::from_secs(5)),
-            rate_limit: RateLimit { qps: args.qps, burst: args.burst },
-            retry: RetryPolicy::default(),
-            timeout: Duration::from_secs(30),
-            batch_window: args.stop_batch_window,
-        },
-        settings: context::Settings {
-            tick: args.tick,
-            create_grace: args.create_grace,
-            active_resync: Duration::from_secs(60),
-            resync: args.resync.max(Duration::from_secs(600)),
-            stalled_retry: Duration::from_secs(300),
-            concurrency: args.max_concurrent_reconciles,
-        },
+        watch_namespace: non_empty(&args.scope.watch_namespace),
+        label_selector: non_empty(&args.scope.label_selector),
+        defaults: args.dcs.defaults(),
+        accounts: args.dcs.accounts(&args.timing),
+        settings: args.timing.settings(),
         metrics: metrics.clone(),
-        health: health.clone(),
+        health,
     };
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        tick_ms = args.tick.as_millis() as u64,
-        qps = args.qps,
+        tick_ms = args.timing.tick.as_millis() as u64,
+        qps = args.dcs.qps,
         "starting the controller"
     );
     let drained = tokio::select! {
@@ -215,6 +289,30 @@ struct Leadership {
 }
 
 impl Leadership {
+    /// Waits for the Lease; `None` when shutdown came first.
+    async fn acquire(
+        client: kube::Client,
+        settings: leader::Settings,
+        health: &Arc<Health>,
+        stopping: watch::Receiver<bool>,
+    ) -> Option<Self> {
+        tracing::info!(
+            lease = settings.name,
+            namespace = settings.namespace,
+            identity = settings.identity,
+            "waiting for the lease"
+        );
+        let mut elector = Elector::new(client, settings);
+        let standby = health.clone();
+        tokio::select! {
+            () = elector.acquire(|_| standby.set_standby_ok()) => Some(Self::hold(elector)),
+            () = stopped(stopping) => {
+                tracing::info!("stopped while standing by");
+                None
+            }
+        }
+    }
+
     fn hold(mut elector: Elector) -> Self {
         let (release, released) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -274,12 +372,12 @@ mod tests {
     fn runtime_flags_have_the_documented_defaults_and_leader_elect_takes_an_optional_value() {
         use clap::Parser;
         let defaults = Probe::try_parse_from(["x"]).unwrap().run;
-        assert_eq!(defaults.metrics_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(defaults.probe_addr.to_string(), "127.0.0.1:8081");
-        assert!(!defaults.leader_elect);
-        assert_eq!(defaults.lease_name, "dcs-migration-operator");
-        assert!(Probe::try_parse_from(["x", "--leader-elect"]).unwrap().run.leader_elect);
-        assert!(Probe::try_parse_from(["x", "--leader-elect=true"]).unwrap().run.leader_elect);
-        assert!(!Probe::try_parse_from(["x", "--leader-elect=false"]).unwrap().run.leader_elect);
+        assert_eq!(defaults.serving.metrics_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(defaults.serving.probe_addr.to_string(), "127.0.0.1:8081");
+        assert!(!defaults.election.leader_elect);
+        assert_eq!(defaults.election.lease_name, "dcs-migration-operator");
+        assert!(Probe::try_parse_from(["x", "--leader-elect"]).unwrap().run.election.leader_elect);
+        assert!(Probe::try_parse_from(["x", "--leader-elect=true"]).unwrap().run.election.leader_elect);
+        assert!(!Probe::try_parse_from(["x", "--leader-elect=false"]).unwrap().run.election.leader_elect);
     }
 }

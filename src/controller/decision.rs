@@ -1,64 +1,16 @@
-//! The pure decision core: given the resource and what is known of its remote task, which one
-//! remote step comes next. No I/O here; the shell (`reconcile`) gathers the inputs, performs the
-//! step and reports. Tested as a table.
+//! The pure decision core: given the resource and what this pass knows of its remote task,
+//! `decide` picks the one step that comes next; the shell (`reconcile`) performs it and hands
+//! back what happened as a [`StepResult`]; `advance` turns that into the pass's next [`State`].
+//! No I/O here; both are tested as tables.
 
-use crate::crd::{MigrationType, Phase, RedisMigrationSpec, RedisMigrationStatus, ResumeMode, ServingSide};
+use super::conditions::{Problem, Reason};
+use super::observed::{Remote, RemoteTask, known_task_id, stopped_by_user};
+use super::switchover::{self, Need};
+use crate::controller::account::batch::Outcome;
+use crate::crd::{MigrationType, RedisMigrationSpec, RedisMigrationStatus, ResumeMode, SwitchAction, SwitchoverStatus};
+use crate::dcs::DcsError;
 use crate::dcs::model::{TaskState, TaskStatus};
 use std::time::Duration;
-
-/// What is known of the remote task, whichever call it came from (list row or detail).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RemoteTask {
-    pub task_id: String,
-    pub task_name: Option<String>,
-    pub status: TaskStatus,
-    pub error_message: Option<String>,
-    pub ecs_private_ip: Option<String>,
-    /// `auto` / `manual`, when the API reported it.
-    pub resume_mode: Option<String>,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub released_at: Option<String>,
-}
-
-impl RemoteTask {
-    /// The decoded state of the status word.
-    pub fn state(&self) -> TaskState {
-        self.status.state()
-    }
-}
-
-/// The result of looking for the remote task.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // short-lived, one per reconcile
-pub enum Remote {
-    /// Not looked up (no task id known, no search by name done yet).
-    NotLookedUp,
-    /// Looked up: it does not exist (`DCS.4133`, or absent from the list).
-    Absent,
-    /// It exists.
-    Present(RemoteTask),
-}
-
-/// What the task's detail says about an IP switch-over.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SwitchView {
-    /// `task_status` reads `EXCHANGING`: a switch is under way.
-    pub exchanging: bool,
-    pub source_ip: Option<String>,
-    pub target_ip: Option<String>,
-}
-
-impl SwitchView {
-    /// Which side serves the source's original address: after an exchange the target carries
-    /// the source's old IP.
-    pub fn serving(&self, original_source_ip: Option<&str>) -> ServingSide {
-        match (original_source_ip, self.target_ip.as_deref()) {
-            (Some(source), Some(target)) if source == target => ServingSide::Target,
-            _ => ServingSide::Source,
-        }
-    }
-}
 
 /// The crash-safety mark `dcs.migration.io/create-pending`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,15 +24,69 @@ pub enum CreateMark {
     JustWritten,
 }
 
+/// What one pass knows and has done so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub remote: Remote,
+    pub mark: CreateMark,
+    /// The look at a known task this pass still owes (`Some(true)`: a fresh one).
+    pub look: Option<bool>,
+    /// What went wrong; ends the pass.
+    pub problem: Option<Problem>,
+    /// Ends the pass: come back after this long.
+    pub requeue: Option<Duration>,
+    /// The switch-over record as status must say it.
+    pub switch: Option<SwitchoverStatus>,
+    /// The task's top-level `task_status`, when read in this pass.
+    pub switch_word: Option<String>,
+    /// The switch-over request was recorded in this pass (its call cannot have gone out yet).
+    pub switch_recorded_now: bool,
+    /// The task this pass created or adopted, until its record is written and the mark cleared.
+    pub recorded: Option<Recorded>,
+    /// The provisioning job of an online task this pass created.
+    pub job_id: Option<String>,
+    /// Status must reach the server before the next step; the crash point that follows it.
+    pub persist: Option<&'static str>,
+}
+
+/// How this pass came to know its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Created,
+    Adopted,
+}
+
+impl State {
+    /// The state a pass starts from.
+    pub fn new(mark: CreateMark, switch: Option<SwitchoverStatus>, task_known: bool, fresh: bool) -> Self {
+        Self {
+            remote: Remote::NotLookedUp,
+            mark,
+            look: task_known.then_some(fresh),
+            problem: None,
+            requeue: None,
+            switch,
+            switch_word: None,
+            switch_recorded_now: false,
+            recorded: None,
+            job_id: None,
+            persist: None,
+        }
+    }
+
+    /// True when the pass has nothing more to do now.
+    pub fn finished(&self) -> bool {
+        self.problem.is_some() || self.requeue.is_some()
+    }
+}
+
 /// Everything the core decides from.
 #[derive(Debug, Clone, Copy)]
 pub struct Inputs<'a> {
     pub spec: &'a RedisMigrationSpec,
+    /// The status as the server has it.
     pub status: &'a RedisMigrationStatus,
-    pub mark: CreateMark,
-    pub remote: &'a Remote,
-    /// The switch-over view, when the shell looked at the task's detail in this pass.
-    pub switch: Option<&'a SwitchView>,
+    pub state: &'a State,
     /// `metadata.generation` of the resource.
     pub generation: Option<i64>,
     /// How long a create with an unknown outcome is given to show up in the list before it is
@@ -88,16 +94,18 @@ pub struct Inputs<'a> {
     pub create_grace: Duration,
 }
 
-/// The next remote step.
+/// The next step.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
+    /// Look at the known task through the account's observation (`true`: a fresh look).
+    Look(bool),
     /// Write the `create-pending` mark before anything is created.
     MarkCreatePending,
     /// List tasks by the deterministic name (a previous attempt may have created one).
     FindByName,
     /// Record this existing task as ours.
     Adopt(String),
-    /// The task id is recorded: the `create-pending` mark (left by a crash) has done its job.
+    /// The task id is recorded: the `create-pending` mark has done its job.
     ClearCreateMark,
     /// A create with unknown outcome may still appear in the list: check again later.
     AwaitCreateGrace(Duration),
@@ -105,142 +113,305 @@ pub enum Step {
     Create,
     /// Configure the online task that awaits configuration (SetOnlineMigrationTask).
     Configure,
-    /// Look at the task's detail to see which side serves the addresses (ShowMigrationTask).
+    /// Read the task's top-level `task_status` (ShowMigrationTask) for the switch-over.
     InspectSwitchover,
-    /// Exchange source and target IPs (ExchangeInstanceIp).
-    ExchangeIp,
-    /// Revert the switch-over (RollbackExchangeInstanceIp).
-    RollbackIp,
+    /// Record a switch-over request in status; it goes out once that is written.
+    RecordSwitch(SwitchAction),
+    /// Send the switch-over request recorded in this pass (ExchangeInstanceIp / RollbackExchangeInstanceIp).
+    SendSwitch(SwitchAction),
     /// Apply the spec's resume mode (UpdateMigrationTask).
     UpdateResumeMode(ResumeMode),
     /// Stop the task (`spec.stopped`).
     Stop,
     /// Restart the online task the user had stopped (BatchRestartOnlineMigrationTasks).
     Restart,
-    /// Nothing to change remotely: observe and report.
+    /// Nothing to change remotely: report.
     Observe,
 }
 
-/// The task id this resource refers to: the recorded one, else the one it adopts by spec.
-pub fn known_task_id<'a>(spec: &'a RedisMigrationSpec, status: &'a RedisMigrationStatus) -> Option<&'a str> {
-    status.task_id.as_deref().or_else(|| spec.online.as_ref().and_then(|o| o.task_id.as_deref()))
+/// Why a create or configure did not go through.
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    /// Nothing was sent: the request could not be built (a Secret, a key or a spec part is
+    /// missing).
+    Refused(Problem),
+    /// The API call failed; it may have taken effect unless the error says otherwise.
+    Dcs(DcsError),
 }
 
-/// Decides the next remote step (deletion is decided in `deletion`).
+/// A task the API just created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub task_id: String,
+    pub task_name: String,
+    /// The provisioning job of an online task, when the answer names it.
+    pub job_id: Option<String>,
+}
+
+/// What performing a step did.
+#[derive(Debug, Clone)]
+pub enum StepResult {
+    /// The account's view of the task (or why it could not be had).
+    Looked(Result<Remote, DcsError>),
+    /// The `create-pending` mark is written.
+    Marked,
+    /// The list by name answered.
+    Found(Result<Option<RemoteTask>, DcsError>),
+    /// The task is to be recorded as ours.
+    Adopting,
+    /// The mark is cleared.
+    MarkCleared,
+    /// Nothing was done: wait this long.
+    Waiting(Duration),
+    Created(Result<Created, Attempt>),
+    /// Configure answered with the task's new status word.
+    Configured(Result<TaskStatus, Attempt>),
+    ResumeModeSet(Result<ResumeMode, DcsError>),
+    Stopped(Result<Outcome, DcsError>),
+    Restarted(Result<Outcome, DcsError>),
+    /// The task's top-level `task_status` word.
+    Inspected(Result<String, DcsError>),
+    /// A switch-over request, to be recorded at this time (RFC 3339).
+    SwitchRequested {
+        action: SwitchAction,
+        attempt: i32,
+        at: String,
+    },
+    SwitchSent(Result<(), DcsError>),
+}
+
+/// Decides the next step (deletion is decided in `deletion`).
 pub fn decide(inputs: &Inputs<'_>) -> Step {
-    let Inputs { spec, status, mark, remote, switch, generation, create_grace } = *inputs;
-    if known_task_id(spec, status).is_none() {
-        if refused_for_generation(status, generation) {
-            // The API refused this spec as invalid: terminal until the spec changes.
-            return Step::Observe;
-        }
-        return match (remote, mark) {
-            (Remote::Present(task), _) => Step::Adopt(task.task_id.clone()),
-            (_, CreateMark::None) => Step::MarkCreatePending,
-            (Remote::NotLookedUp, _) => Step::FindByName,
-            (Remote::Absent, CreateMark::JustWritten) => Step::Create,
-            (Remote::Absent, CreateMark::Earlier { age }) if age >= create_grace => Step::Create,
-            (Remote::Absent, CreateMark::Earlier { age }) => Step::AwaitCreateGrace(create_grace - age),
-        };
+    let Inputs { spec, status, state, generation, create_grace } = *inputs;
+    if let Some(fresh) = state.look {
+        return Step::Look(fresh);
     }
-    if mark != CreateMark::None {
+    if known_task_id(spec, status).is_none() {
+        return create_step(status, state, generation, create_grace);
+    }
+    if state.mark != CreateMark::None {
         return Step::ClearCreateMark;
     }
-    let Remote::Present(task) = remote else {
+    let Remote::Present(task) = &state.remote else {
         return Step::Observe;
     };
-    let state = task.state();
+    task_step(spec, status, state, task)
+}
+
+/// The way to a task: mark, look it up by name, adopt or create it.
+fn create_step(status: &RedisMigrationStatus, state: &State, generation: Option<i64>, grace: Duration) -> Step {
+    if state.recorded.is_some() {
+        // Its record is on its way to the server.
+        return Step::Observe;
+    }
+    if refused_for_generation(status, generation) {
+        // The API refused this spec as invalid: terminal until the spec changes.
+        return Step::Observe;
+    }
+    match (&state.remote, state.mark) {
+        (Remote::Present(task), _) => Step::Adopt(task.task_id.clone()),
+        (_, CreateMark::None) => Step::MarkCreatePending,
+        (Remote::NotLookedUp, _) => Step::FindByName,
+        (Remote::Absent, CreateMark::JustWritten) => Step::Create,
+        (Remote::Absent, CreateMark::Earlier { age }) if age >= grace => Step::Create,
+        (Remote::Absent, CreateMark::Earlier { age }) => Step::AwaitCreateGrace(grace - age),
+    }
+}
+
+/// What an existing task needs.
+fn task_step(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, state: &State, task: &RemoteTask) -> Step {
+    let task_state = task.state();
     let online = spec.migration_type == MigrationType::Online;
     if spec.stopped {
-        let stoppable = !state.is_terminal() && state != TaskState::Terminating;
+        let stoppable = !task_state.is_terminal() && task_state != TaskState::Terminating;
         return if stoppable { Step::Stop } else { Step::Observe };
     }
-    if online && state == TaskState::Terminated && stopped_by_user(status) {
+    if online && task_state == TaskState::Terminated && stopped_by_user(status) {
         return Step::Restart;
     }
-    if online && state == TaskState::Running {
+    if online && task_state == TaskState::Running {
         return Step::Configure;
     }
     if online
-        && matches!(state, TaskState::FullMigrating | TaskState::IncrementalMigrating)
+        && matches!(task_state, TaskState::FullMigrating | TaskState::IncrementalMigrating)
         && let Some(step) = resume_mode_step(spec, task)
     {
         return step;
     }
     if online
-        && matches!(state, TaskState::IncrementalMigrating | TaskState::Success)
-        && let Some(step) = switchover_step(spec, status, switch)
+        && matches!(task_state, TaskState::IncrementalMigrating | TaskState::Success)
+        && let Some(wanted) = &spec.switchover
+        && let Some(need) =
+            switchover::need(wanted, state.switch.as_ref(), state.switch_word.as_deref(), state.switch_recorded_now)
     {
-        return step;
+        return match need {
+            Need::Look => Step::InspectSwitchover,
+            Need::Request(action) => Step::RecordSwitch(action),
+            Need::Send(action) => Step::SendSwitch(action),
+        };
     }
     Step::Observe
 }
 
 /// True when the API refused this very generation of the spec as invalid (a 4xx on create).
 fn refused_for_generation(status: &RedisMigrationStatus, generation: Option<i64>) -> bool {
-    status.conditions.iter().any(|c| {
-        c.type_ == "Stalled"
-            && c.status == "True"
-            && c.reason == crate::controller::status::reason::INVALID_SPEC
-            && c.observed_generation == generation
+    super::conditions::find(&status.conditions, super::conditions::ConditionType::Stalled).is_some_and(|c| {
+        c.status == "True" && c.reason == Reason::InvalidSpec.as_str() && c.observed_generation == generation
     })
-}
-
-/// True when the resource reports a task stopped on the user's request (`spec.stopped`).
-pub fn stopped_by_user(status: &RedisMigrationStatus) -> bool {
-    status.phase == Some(Phase::Terminated)
-        && status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.reason == crate::controller::status::reason::STOPPED_BY_USER)
-}
-
-/// Which side should serve the source's addresses, per spec.
-pub fn wanted_serving(spec: &RedisMigrationSpec) -> Option<ServingSide> {
-    spec.switchover.as_ref().map(|s| if s.rollback { ServingSide::Source } else { ServingSide::Target })
-}
-
-/// Switch-over is decided from what the task reports, not from what was sent: a crash after an
-/// exchange finds it under way (EXCHANGING) or done (the IPs swapped), never sends it twice.
-fn switchover_step(
-    spec: &RedisMigrationSpec,
-    status: &RedisMigrationStatus,
-    switch: Option<&SwitchView>,
-) -> Option<Step> {
-    let wanted = wanted_serving(spec)?;
-    let recorded = status.switchover.as_ref();
-    // `serving` is the last observed side; the shell clears it when it sends an action.
-    let serving = recorded.and_then(|s| s.serving);
-    let acted = recorded.is_some_and(|s| s.actions > 0);
-    if serving == Some(wanted) || (serving.is_none() && !acted && wanted == ServingSide::Source) {
-        return None;
-    }
-    let Some(view) = switch else { return Some(Step::InspectSwitchover) };
-    if view.exchanging {
-        return None;
-    }
-    let original = recorded.and_then(|s| s.source_ip.as_deref()).or(view.source_ip.as_deref());
-    match (view.serving(original), wanted) {
-        (ServingSide::Source, ServingSide::Target) => Some(Step::ExchangeIp),
-        (ServingSide::Target, ServingSide::Source) => Some(Step::RollbackIp),
-        _ => None,
-    }
 }
 
 fn resume_mode_step(spec: &RedisMigrationSpec, task: &RemoteTask) -> Option<Step> {
     let wanted = spec.online.as_ref()?.resume_mode;
-    let wire = match wanted {
+    let remote = task.resume_mode.as_deref()?;
+    (!remote.eq_ignore_ascii_case(resume_word(wanted))).then_some(Step::UpdateResumeMode(wanted))
+}
+
+/// The API's word for a resume mode.
+pub fn resume_word(mode: ResumeMode) -> &'static str {
+    match mode {
         ResumeMode::Auto => "auto",
         ResumeMode::Manual => "manual",
-    };
-    let remote = task.resume_mode.as_deref()?;
-    (!remote.eq_ignore_ascii_case(wire)).then_some(Step::UpdateResumeMode(wanted))
+    }
+}
+
+/// True when a configure that failed this way may have gone through (no readable answer, or
+/// `DCS.4957`: the task no longer awaits configuration): look again before anything else.
+pub fn configure_may_have_applied(e: &DcsError) -> bool {
+    e.code() == Some("DCS.4957")
+        || (e.is_transient() && !e.certainly_not_applied())
+        || matches!(e, DcsError::Decode { .. })
+}
+
+/// Moves the pass on by what its last step did.
+pub fn advance(mut state: State, result: StepResult, tick: Duration) -> State {
+    match result {
+        StepResult::Looked(Ok(remote)) => {
+            state.look = None;
+            state.remote = remote;
+        }
+        StepResult::Marked => state.mark = CreateMark::JustWritten,
+        StepResult::Found(Ok(found)) => state.remote = found.map_or(Remote::Absent, Remote::Present),
+        StepResult::Adopting => {
+            state.recorded = Some(Recorded::Adopted);
+            state.persist = Some("adopt-recorded");
+        }
+        StepResult::MarkCleared => {
+            state.mark = CreateMark::None;
+            if state.recorded.take() == Some(Recorded::Created) {
+                // The new task's first look, from the account that now watches it.
+                state.look = Some(true);
+            }
+        }
+        StepResult::Waiting(wait) => state.requeue = Some(wait),
+        StepResult::Created(created) => return created_task(state, created),
+        StepResult::Configured(Ok(word)) => state.remote = state.remote.with_status(word),
+        StepResult::Configured(Err(attempt)) => return configure_failed(state, attempt, tick),
+        StepResult::ResumeModeSet(Ok(mode)) => {
+            if let Remote::Present(task) = &mut state.remote {
+                task.resume_mode = Some(resume_word(mode).to_owned());
+            }
+        }
+        StepResult::Stopped(Ok(outcome)) => return stopped(state, outcome, "stopping", "TERMINATING"),
+        StepResult::Restarted(Ok(outcome)) => return stopped(state, outcome, "restarting", "FULLMIGRATING"),
+        StepResult::Inspected(Ok(word)) => return inspected(state, word, tick),
+        StepResult::SwitchRequested { action, attempt, at } => {
+            let word = state.switch_word.clone().unwrap_or_default();
+            state.switch = Some(switchover::request(state.switch.as_ref(), action, attempt, &word, &at));
+            state.switch_recorded_now = true;
+            state.persist = Some("switchover-recorded");
+        }
+        StepResult::SwitchSent(result) => {
+            let record = state.switch.take().unwrap_or_default();
+            let next = switchover::sent(&record, &result);
+            if next.state == Some(crate::crd::SwitchState::NotSent) {
+                state.problem = result.err().map(|e| Problem::from_dcs(&e));
+            }
+            state.switch = Some(next);
+            state.switch_recorded_now = false;
+            state.requeue = Some(tick);
+        }
+        StepResult::Looked(Err(e))
+        | StepResult::Found(Err(e))
+        | StepResult::ResumeModeSet(Err(e))
+        | StepResult::Stopped(Err(e))
+        | StepResult::Restarted(Err(e))
+        | StepResult::Inspected(Err(e)) => {
+            state.look = None;
+            state.problem = Some(Problem::from_dcs(&e));
+        }
+    }
+    state
+}
+
+fn created_task(mut state: State, created: Result<Created, Attempt>) -> State {
+    match created {
+        Ok(created) => {
+            state.remote = Remote::Present(RemoteTask {
+                task_id: created.task_id,
+                task_name: Some(created.task_name),
+                ..Default::default()
+            });
+            state.job_id = created.job_id;
+            state.recorded = Some(Recorded::Created);
+            state.persist = Some("create-recorded");
+        }
+        Err(Attempt::Refused(problem)) => {
+            // Nothing went out: the shell cleared the mark.
+            state.mark = CreateMark::None;
+            state.problem = Some(problem);
+        }
+        Err(Attempt::Dcs(e)) => {
+            if e.certainly_not_applied() {
+                state.mark = CreateMark::None;
+            }
+            state.problem = Some(Problem::from_dcs(&e));
+        }
+    }
+    state
+}
+
+fn configure_failed(mut state: State, attempt: Attempt, tick: Duration) -> State {
+    match attempt {
+        Attempt::Refused(problem) => state.problem = Some(problem),
+        Attempt::Dcs(e) if configure_may_have_applied(&e) => {
+            state.problem = (e.code() != Some("DCS.4957")).then(|| Problem::from_dcs(&e));
+            state.requeue = Some(tick);
+        }
+        Attempt::Dcs(e) => state.problem = Some(Problem::from_dcs(&e)),
+    }
+    state
+}
+
+fn stopped(mut state: State, outcome: Outcome, doing: &str, word: &str) -> State {
+    let id = state.remote.task_id().unwrap_or_default().to_owned();
+    match outcome {
+        Outcome::Accepted => state.remote = state.remote.with_status(TaskStatus::new(word)),
+        Outcome::Gone => state.remote = Remote::Absent,
+        // A stop that finds the task ended meanwhile: the next observation tells how.
+        Outcome::WrongState(_) if doing == "stopping" => {}
+        Outcome::WrongState(message) | Outcome::Failed(message) => {
+            state.problem = Some(Problem::Transient(format!("{doing} task {id}: {message}")));
+        }
+    }
+    state
+}
+
+fn inspected(mut state: State, word: String, tick: Duration) -> State {
+    if let Some(record) = state.switch.take() {
+        let next = switchover::read(&record, &word);
+        if next.state.is_some_and(|s| matches!(s, crate::crd::SwitchState::Sending | crate::crd::SwitchState::Sent)) {
+            state.requeue = Some(tick);
+        }
+        state.switch = Some(next);
+    }
+    state.switch_word = Some(word);
+    state
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::crd::{MigrationType, OnlineSpec, RedisEndpoint};
+    use crate::crd::{MigrationType, OnlineSpec, Phase, RedisEndpoint};
 
     pub fn spec(kind: MigrationType) -> RedisMigrationSpec {
         let mut spec: RedisMigrationSpec = serde_json::from_value(serde_json::json!({
@@ -282,9 +453,12 @@ pub(crate) mod tests {
     }
 
     const GRACE: Duration = Duration::from_secs(10);
+    const TICK: Duration = Duration::from_secs(2);
 
     fn run(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, mark: CreateMark, remote: &Remote) -> Step {
-        decide(&Inputs { spec, status, mark, remote, switch: None, generation: Some(1), create_grace: GRACE })
+        let mut state = State::new(mark, status.switchover.clone(), false, false);
+        state.remote = remote.clone();
+        decide(&Inputs { spec, status, state: &state, generation: Some(1), create_grace: GRACE })
     }
 
     #[test]
@@ -315,7 +489,7 @@ pub(crate) mod tests {
             conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
                 type_: "Stalled".into(),
                 status: "True".into(),
-                reason: crate::controller::status::reason::INVALID_SPEC.into(),
+                reason: Reason::InvalidSpec.as_str().into(),
                 message: "CreateMigrationTask failed: DCS.4062".into(),
                 observed_generation: Some(generation),
                 last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
@@ -415,7 +589,7 @@ pub(crate) mod tests {
         stopped_by_user.conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
             type_: "Ready".into(),
             status: "False".into(),
-            reason: crate::controller::status::reason::STOPPED_BY_USER.into(),
+            reason: Reason::StoppedByUser.as_str().into(),
             message: String::new(),
             observed_generation: None,
             last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
@@ -434,66 +608,33 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn switchover_is_decided_from_what_the_task_reports() {
-        use crate::crd::{SwitchoverSpec, SwitchoverStatus};
+    fn a_switchover_is_looked_at_recorded_then_sent_once_the_migration_is_ready() {
+        use crate::crd::SwitchoverSpec;
         let mut s = spec(MigrationType::Online);
-        s.switchover =
-            Some(SwitchoverSpec { exchange_ips: vec!["10.0.0.1".into()], exchange_domain: false, rollback: false });
-        let streaming = Remote::Present(task("INCRMIGEATING"));
-        let with = |serving: Option<ServingSide>, actions: i32| RedisMigrationStatus {
-            task_id: Some("t1".into()),
-            switchover: Some(SwitchoverStatus {
-                serving,
-                actions,
-                source_ip: Some("10.0.0.1".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
+        s.switchover = Some(SwitchoverSpec::default());
+        let mut state = State::new(CreateMark::None, None, false, false);
+        state.remote = Remote::Present(task("INCRMIGEATING"));
+        let step = |state: &State| {
+            decide(&Inputs { spec: &s, status: &with_task_id(), state, generation: Some(1), create_grace: GRACE })
         };
-        let view = |exchanging: bool, source: &str, target: &str| SwitchView {
-            exchanging,
-            source_ip: Some(source.into()),
-            target_ip: Some(target.into()),
-        };
-        let step =
-            |spec: &RedisMigrationSpec, status: &RedisMigrationStatus, remote: &Remote, v: Option<&SwitchView>| {
-                decide(&Inputs {
-                    spec,
-                    status,
-                    mark: CreateMark::None,
-                    remote,
-                    switch: v,
-                    generation: Some(1),
-                    create_grace: GRACE,
-                })
-            };
-        let not_yet = with(None, 0);
-        assert_eq!(step(&s, &not_yet, &streaming, None), Step::InspectSwitchover);
-        assert_eq!(step(&s, &not_yet, &streaming, Some(&view(false, "10.0.0.1", "10.0.0.2"))), Step::ExchangeIp);
-        assert_eq!(step(&s, &not_yet, &Remote::Present(task("FULLMIGRATING")), None), Step::Observe, "only once Ready");
-        let sent = with(None, 1);
-        assert_eq!(
-            step(&s, &sent, &streaming, Some(&view(true, "10.0.0.1", "10.0.0.2"))),
-            Step::Observe,
-            "under way: wait"
+        assert_eq!(step(&state), Step::InspectSwitchover);
+        state = advance(state, StepResult::Inspected(Ok(String::new())), TICK);
+        assert_eq!(step(&state), Step::RecordSwitch(SwitchAction::Exchange));
+        state = advance(
+            state,
+            StepResult::SwitchRequested { action: SwitchAction::Exchange, attempt: 0, at: "t".into() },
+            TICK,
         );
-        assert_eq!(
-            step(&s, &sent, &streaming, Some(&view(false, "10.0.0.2", "10.0.0.1"))),
-            Step::Observe,
-            "done: never twice"
-        );
-        assert_eq!(step(&s, &with(Some(ServingSide::Target), 1), &streaming, None), Step::Observe);
-        s.switchover.as_mut().unwrap().rollback = true;
-        assert_eq!(step(&s, &with(Some(ServingSide::Target), 1), &streaming, None), Step::InspectSwitchover);
-        assert_eq!(
-            step(&s, &with(Some(ServingSide::Target), 1), &streaming, Some(&view(false, "10.0.0.2", "10.0.0.1"))),
-            Step::RollbackIp
-        );
-        assert_eq!(
-            step(&s, &with(None, 0), &streaming, None),
-            Step::Observe,
-            "rollback before any exchange: nothing to do"
-        );
+        assert_eq!(state.persist, Some("switchover-recorded"), "the record is written before the call");
+        assert_eq!(step(&state), Step::SendSwitch(SwitchAction::Exchange));
+        state = advance(state, StepResult::SwitchSent(Ok(())), TICK);
+        assert_eq!(state.switch.as_ref().and_then(|r| r.state), Some(crate::crd::SwitchState::Sent));
+        state.requeue = None;
+        assert_eq!(step(&state), Step::Observe, "sent once; the outcome is read on the next pass");
+        state.remote = Remote::Present(task("FULLMIGRATING"));
+        state.switch = None;
+        state.switch_word = None;
+        assert_eq!(step(&state), Step::Observe, "only once Ready");
     }
 
     #[test]
@@ -510,5 +651,157 @@ pub(crate) mod tests {
         let mut unknown_mode = task("INCRMIGEATING");
         unknown_mode.resume_mode = None;
         assert_eq!(run(&s, &with_task_id(), CreateMark::None, &Remote::Present(unknown_mode)), Step::Observe);
+    }
+
+    fn api_error(status: u16, code: &str) -> DcsError {
+        DcsError::Api {
+            operation: crate::dcs::Operation::ShowMigrationTask,
+            error: crate::dcs::ApiError { status, code: code.into(), message: "m".into(), request_id: None },
+        }
+    }
+
+    fn network(sent: bool) -> DcsError {
+        DcsError::Network { operation: crate::dcs::Operation::ShowMigrationTask, sent, detail: "reset".into() }
+    }
+
+    /// One row: the result, and what the pass's state must say afterwards.
+    type Row = (StepResult, fn(&State) -> bool);
+
+    #[test]
+    fn advance_turns_every_step_result_into_the_next_state() {
+        let missing = Problem::CredentialsMissing("Secret a/b not found".into());
+        let created = Created { task_id: "t9".into(), task_name: "n".into(), job_id: Some("j1".into()) };
+        let table: Vec<(&str, Row)> = vec![
+            ("looked", (StepResult::Looked(Ok(Remote::Absent)), |s| s.look.is_none() && s.remote == Remote::Absent)),
+            ("look failed", (StepResult::Looked(Err(network(true))), |s| s.look.is_none() && s.problem.is_some())),
+            ("marked", (StepResult::Marked, |s| s.mark == CreateMark::JustWritten)),
+            ("found", (StepResult::Found(Ok(Some(task("MIGRATING")))), |s| s.remote.task_id() == Some("t1"))),
+            ("not found", (StepResult::Found(Ok(None)), |s| s.remote == Remote::Absent)),
+            ("find failed", (StepResult::Found(Err(api_error(500, "DCS.5000"))), |s| s.finished())),
+            ("adopting", (StepResult::Adopting, |s| s.persist == Some("adopt-recorded"))),
+            ("mark cleared", (StepResult::MarkCleared, |s| s.mark == CreateMark::None && s.look.is_none())),
+            ("waiting", (StepResult::Waiting(Duration::from_secs(3)), |s| s.requeue == Some(Duration::from_secs(3)))),
+            (
+                "created",
+                (StepResult::Created(Ok(created)), |s| {
+                    s.remote.task_id() == Some("t9")
+                        && s.job_id.as_deref() == Some("j1")
+                        && s.persist == Some("create-recorded")
+                }),
+            ),
+            (
+                "create refused",
+                (StepResult::Created(Err(Attempt::Refused(missing.clone()))), |s| {
+                    s.mark == CreateMark::None
+                        && s.problem.as_ref().is_some_and(|p| p.reason() == Reason::CredentialsMissing)
+                }),
+            ),
+            (
+                "create throttled",
+                (StepResult::Created(Err(Attempt::Dcs(api_error(429, "APIGW.0308")))), |s| {
+                    s.mark == CreateMark::None && s.problem.is_some()
+                }),
+            ),
+            (
+                "create lost",
+                (StepResult::Created(Err(Attempt::Dcs(network(true)))), |s| {
+                    s.mark != CreateMark::None && s.problem.is_some()
+                }),
+            ),
+            (
+                "configured",
+                (StepResult::Configured(Ok(TaskStatus::new("FULLMIGRATING"))), |s| {
+                    s.remote.state() == Some(TaskState::FullMigrating)
+                }),
+            ),
+            (
+                "configure refused",
+                (StepResult::Configured(Err(Attempt::Refused(missing.clone()))), |s| {
+                    s.problem.as_ref().is_some_and(|p| p.reason() == Reason::CredentialsMissing)
+                }),
+            ),
+            (
+                "configure in wrong state",
+                (StepResult::Configured(Err(Attempt::Dcs(api_error(400, "DCS.4957")))), |s| {
+                    s.problem.is_none() && s.requeue == Some(TICK)
+                }),
+            ),
+            (
+                "configure lost",
+                (StepResult::Configured(Err(Attempt::Dcs(network(true)))), |s| {
+                    s.problem.is_some() && s.requeue == Some(TICK)
+                }),
+            ),
+            (
+                "configure invalid",
+                (StepResult::Configured(Err(Attempt::Dcs(api_error(400, "DCS.4062")))), |s| {
+                    s.problem.as_ref().is_some_and(|p| p.reason() == Reason::InvalidSpec) && s.requeue.is_none()
+                }),
+            ),
+            (
+                "resume mode",
+                (
+                    StepResult::ResumeModeSet(Ok(ResumeMode::Manual)),
+                    |s| matches!(&s.remote, Remote::Present(t) if t.resume_mode.as_deref() == Some("manual")),
+                ),
+            ),
+            (
+                "resume mode failed",
+                (StepResult::ResumeModeSet(Err(api_error(403, "DCS.4003"))), |s| {
+                    s.problem.as_ref().is_some_and(|p| p.reason() == Reason::PermissionDenied)
+                }),
+            ),
+            (
+                "stopped",
+                (StepResult::Stopped(Ok(Outcome::Accepted)), |s| s.remote.state() == Some(TaskState::Terminating)),
+            ),
+            (
+                "stop found it ended",
+                (StepResult::Stopped(Ok(Outcome::WrongState("x".into()))), |s| s.problem.is_none()),
+            ),
+            ("stop found it gone", (StepResult::Stopped(Ok(Outcome::Gone)), |s| s.remote == Remote::Absent)),
+            ("stop item failed", (StepResult::Stopped(Ok(Outcome::Failed("x".into()))), |s| s.problem.is_some())),
+            ("stop failed", (StepResult::Stopped(Err(network(false))), |s| s.problem.is_some())),
+            (
+                "restarted",
+                (StepResult::Restarted(Ok(Outcome::Accepted)), |s| s.remote.state() == Some(TaskState::FullMigrating)),
+            ),
+            ("restart refused", (StepResult::Restarted(Ok(Outcome::WrongState("x".into()))), |s| s.problem.is_some())),
+            ("restart failed", (StepResult::Restarted(Err(network(false))), |s| s.problem.is_some())),
+            (
+                "inspected",
+                (StepResult::Inspected(Ok("EXCHANGING".into())), |s| s.switch_word.as_deref() == Some("EXCHANGING")),
+            ),
+            ("inspect failed", (StepResult::Inspected(Err(network(true))), |s| s.problem.is_some())),
+            (
+                "switch requested",
+                (StepResult::SwitchRequested { action: SwitchAction::Rollback, attempt: 2, at: "t".into() }, |s| {
+                    s.switch_recorded_now
+                        && s.persist == Some("switchover-recorded")
+                        && s.switch
+                            .as_ref()
+                            .is_some_and(|r| r.attempt == 2 && r.last_action == Some(SwitchAction::Rollback))
+                }),
+            ),
+            ("switch sent", (StepResult::SwitchSent(Ok(())), |s| !s.switch_recorded_now && s.requeue == Some(TICK))),
+            ("switch not sent", (StepResult::SwitchSent(Err(network(false))), |s| s.problem.is_some())),
+            (
+                "switch unconfirmed",
+                (StepResult::SwitchSent(Err(network(true))), |s| {
+                    s.problem.is_none()
+                        && s.switch.as_ref().and_then(|r| r.state) == Some(crate::crd::SwitchState::Unconfirmed)
+                }),
+            ),
+        ];
+        for (name, (result, holds)) in table {
+            let mut state = State::new(CreateMark::Earlier { age: Duration::ZERO }, None, false, false);
+            state.remote = Remote::Present(task("RUNNING"));
+            if matches!(result, StepResult::SwitchSent(_)) {
+                state.switch = Some(switchover::request(None, SwitchAction::Exchange, 0, "", "t"));
+                state.switch_recorded_now = true;
+            }
+            let next = advance(state, result, TICK);
+            assert!(holds(&next), "{name}: {next:?}");
+        }
     }
 }

@@ -4,13 +4,14 @@
 //! A task that no longer exists counts as stopped. A resource that cannot stop its task says
 //! why, and how to let go (`deletionPolicy: Orphan`).
 
-use super::batch::Outcome;
-use super::decision::{Remote, known_task_id};
-use super::reconcile::{Error, Pass, dcs_problem};
-use super::status::Problem;
+use super::account::Account;
+use super::account::batch::Outcome;
+use super::conditions::Problem;
+use super::decision::CreateMark;
+use super::observed::{Remote, known_task_id};
+use super::pass::{Error, Pass, Report};
 use crate::crd::DeletionPolicy;
 use crate::dcs::model::TaskState;
-use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
@@ -20,7 +21,7 @@ const ESCAPE_HATCH: &str =
 
 /// Runs the finalizer of a resource being deleted.
 pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
-    if !pass.rm.finalizers().iter().any(|f| f == super::FINALIZER) {
+    if !pass.has_finalizer() {
         return Ok(Action::await_change());
     }
     let policy = pass.rm.spec.deletion_policy;
@@ -40,12 +41,10 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     let task_id = match task_id {
         Some(id) => Some(id),
         // A create may have been sent before a crash: find it by name.
-        None if pass.create_mark() != super::decision::CreateMark::None => {
-            match account.find_by_name(&pass.task_name).await {
-                Ok(found) => found.map(|t| t.task_id),
-                Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
-            }
-        }
+        None if pass.create_mark() != CreateMark::None => match account.find_by_name(&pass.task_name).await {
+            Ok(found) => found.map(|t| t.task_id),
+            Err(e) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
+        },
         None => None,
     };
     let Some(id) = task_id else {
@@ -55,7 +54,7 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     // account's loop wakes this resource when the look is in.
     let remote = match account.observe_later(&id, pass.owner()) {
         Some(Ok(remote)) => remote,
-        Some(Err(e)) => return blocked(&mut pass, dcs_problem(&e)).await,
+        Some(Err(e)) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
         None => return Ok(until_woken(&pass)),
     };
     let task = match &remote {
@@ -66,40 +65,53 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     };
     let state = task.state();
     if !state.is_terminal() {
-        if state != TaskState::Terminating {
-            match account.stop(&id).await {
-                Ok(Outcome::Accepted) => {
-                    crate::crash::point("deletion-stop-sent");
-                    pass.event(EventType::Normal, "Stopping", "Delete", format!("stopping the remote task {id}")).await;
-                }
-                // Ended meanwhile: the next observation shows how.
-                Ok(Outcome::WrongState(_)) => {}
-                Ok(Outcome::Gone) => return release_gone(&pass, &account, &id).await,
-                Ok(Outcome::Failed(message)) => return Err(Error::Transient(format!("stopping task {id}: {message}"))),
-                Err(e) => return blocked(&mut pass, dcs_problem(&e)).await,
-            }
-        }
-        pass.report(&remote, None, None, None).await?;
-        return Ok(after_next_look(&pass, &account, &id));
+        return stop(pass, &account, &id, &remote).await;
     }
     if policy == DeletionPolicy::Delete && state != TaskState::Deleted {
-        if !account.deleted(&id) {
-            if let Err(e) = account.delete(&id).await {
-                return blocked(&mut pass, dcs_problem(&e)).await;
-            }
-            crate::crash::point("deletion-delete-sent");
-            pass.event(EventType::Normal, "Deleting", "Delete", format!("deleting the remote task record {id}")).await;
-        }
-        // The detail call may still answer after a delete: only the list confirms it.
-        return Ok(after_next_look(&pass, &account, &id));
+        return delete(pass, &account, &id).await;
     }
-    account.unwatch(&id);
-    release(&pass, Some(&id)).await
+    release_gone(&pass, &account, &id).await
+}
+
+/// Stops a task that still runs (unless it is stopping already) and comes back with the next look.
+async fn stop(mut pass: Pass<'_>, account: &Account, id: &str, remote: &Remote) -> Result<Action, Error> {
+    if remote.state() != Some(TaskState::Terminating) {
+        match account.stop(id).await {
+            Ok(Outcome::Accepted) => {
+                crate::crash::point("deletion-stop-sent");
+                pass.event(EventType::Normal, "Stopping", "Delete", format!("stopping the remote task {id}")).await;
+            }
+            // Ended meanwhile: the next observation shows how.
+            Ok(Outcome::WrongState(_)) => {}
+            Ok(Outcome::Gone) => return release_gone(&pass, account, id).await,
+            Ok(Outcome::Failed(message)) => return Err(Error::Transient(format!("stopping task {id}: {message}"))),
+            Err(e) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
+        }
+    }
+    pass.report(Report { remote: Some(remote), ..Default::default() }).await?;
+    Ok(after_next_look(&pass, account, id))
+}
+
+/// Deletes the record of an ended task (once), then waits for the list to confirm it: the detail
+/// call may still answer after a delete.
+async fn delete(mut pass: Pass<'_>, account: &Account, id: &str) -> Result<Action, Error> {
+    if !account.deleted(id) {
+        match account.delete(id).await {
+            Ok(Outcome::Accepted | Outcome::Gone) => {}
+            Ok(Outcome::WrongState(message) | Outcome::Failed(message)) => {
+                return Err(Error::Transient(format!("deleting task {id}: {message}")));
+            }
+            Err(e) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
+        }
+        crate::crash::point("deletion-delete-sent");
+        pass.event(EventType::Normal, "Deleting", "Delete", format!("deleting the remote task record {id}")).await;
+    }
+    Ok(after_next_look(&pass, account, id))
 }
 
 /// Comes back with the account's next look at the task, asked for now, so that the look that
 /// follows this pass's action (stop, delete) is the one that answers the next pass.
-fn after_next_look(pass: &Pass<'_>, account: &super::account::Account, id: &str) -> Action {
+fn after_next_look(pass: &Pass<'_>, account: &Account, id: &str) -> Action {
     account.ask_for_look(id, pass.owner());
     until_woken(pass)
 }
@@ -110,7 +122,7 @@ fn until_woken(pass: &Pass<'_>) -> Action {
     Action::requeue(pass.ctx.settings.tick * 3)
 }
 
-async fn release_gone(pass: &Pass<'_>, account: &super::account::Account, id: &str) -> Result<Action, Error> {
+async fn release_gone(pass: &Pass<'_>, account: &Account, id: &str) -> Result<Action, Error> {
     account.unwatch(id);
     release(pass, Some(id)).await
 }
@@ -127,15 +139,12 @@ async fn release(pass: &Pass<'_>, task_id: Option<&str>) -> Result<Action, Error
 /// say why and name the escape hatch, in status and in an Event.
 async fn blocked(pass: &mut Pass<'_>, problem: Problem) -> Result<Action, Error> {
     if let Problem::Transient(message) = problem {
-        pass.report(&Remote::NotLookedUp, Some(&Problem::Transient(message.clone())), None, None).await?;
-        return Err(Error::Transient(message));
+        let problem = Problem::Transient(message);
+        pass.report(Report { problem: Some(&problem), ..Default::default() }).await?;
+        return Err(Error::Transient(problem.message().to_owned()));
     }
     let problem = problem.map_message(|m| format!("cannot stop the remote task: {m}; {ESCAPE_HATCH}"));
-    let message = problem.message().to_owned();
-    let already = pass.written.conditions.iter().any(|c| c.type_ == "Synced" && c.message == message);
-    if !already {
-        pass.event(EventType::Warning, "DeletionBlocked", "Delete", message).await;
-    }
-    pass.report(&Remote::NotLookedUp, Some(&problem), None, None).await?;
+    pass.warn("DeletionBlocked", "Delete", &problem).await;
+    pass.report(Report { problem: Some(&problem), ..Default::default() }).await?;
     Ok(Action::requeue(pass.ctx.settings.stalled_retry))
 }

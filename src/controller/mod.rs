@@ -2,16 +2,25 @@
 //! changes of the Secrets they reference and by the accounts' observation loops.
 
 pub mod account;
-pub mod batch;
+pub mod conditions;
 pub mod context;
 pub mod credentials;
 pub mod decision;
 pub mod deletion;
 pub mod events;
+pub mod names;
 pub mod naming;
+pub mod observed;
+pub mod pass;
 pub mod reconcile;
+pub mod requests;
 pub mod secrets;
 pub mod status;
+pub mod switchover;
+
+pub use names::{
+    ANNOTATION_CREATE_PENDING, ANNOTATION_PAUSED, ANNOTATION_RECONCILE_REQUESTED, FIELD_MANAGER, FINALIZER,
+};
 
 use crate::crd::RedisMigration;
 use crate::metrics::Metrics;
@@ -28,19 +37,6 @@ use kube::{Api, ResourceExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// Finalizer that guarantees the remote task is handled before the resource goes.
-pub const FINALIZER: &str = "dcs.migration.io/stop-remote-task";
-/// `"true"`: no remote calls except deletion; status says Paused.
-pub const ANNOTATION_PAUSED: &str = "dcs.migration.io/paused";
-/// Any new value: reconcile now with a fresh observation (as Flux's `requestedAt`).
-pub const ANNOTATION_RECONCILE_REQUESTED: &str = "dcs.migration.io/reconcile-requested-at";
-/// Internal crash-safety mark: a create may have been sent (RFC 3339 time of the mark).
-pub const ANNOTATION_CREATE_PENDING: &str = "dcs.migration.io/create-pending";
-/// kubectl's client-side apply copy of the whole object, in an annotation.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-/// Server-side apply field manager.
-pub const FIELD_MANAGER: &str = "dcs-migration-operator";
 
 /// What `run` needs besides the Kubernetes client.
 pub struct RunConfig {
@@ -91,7 +87,7 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         writer,
         watcher(api, watcher_config).default_backoff().modify(|rm: &mut RedisMigration| {
             rm.managed_fields_mut().clear();
-            rm.annotations_mut().remove(LAST_APPLIED);
+            rm.annotations_mut().remove(names::LAST_APPLIED);
         }),
     )
     .applied_objects();
@@ -161,23 +157,13 @@ fn referencing(store: &Store<RedisMigration>, secret: &PartialObjectMeta<Secret>
     store
         .state()
         .iter()
-        .filter(|rm| rm.namespace().as_deref() == Some(ns.as_str()) && secret_names(rm).any(|n| n == name))
+        .filter(|rm| rm.namespace().as_deref() == Some(ns.as_str()) && secrets::secret_names(rm).any(|n| n == name))
         .map(|rm| ObjectRef::from_obj(&**rm))
         .collect()
 }
 
-/// Names of the Secrets a resource references (credentials and Redis passwords).
-pub fn secret_names(rm: &RedisMigration) -> impl Iterator<Item = &str> {
-    let spec = &rm.spec;
-    let passwords = [spec.source.as_ref(), Some(&spec.target)]
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.password_secret_ref.as_ref().map(|r| r.name.as_str()));
-    spec.credentials_secret_ref.as_ref().map(|r| r.name.as_str()).into_iter().chain(passwords)
-}
-
 /// Per-object exponential backoff with jitter after a failed reconcile.
-fn error_policy(rm: Arc<RedisMigration>, error: &reconcile::Error, ctx: Arc<Context>) -> Action {
+fn error_policy(rm: Arc<RedisMigration>, error: &pass::Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff(&ObjectRef::from_obj(&*rm));
     tracing::info!(namespace = rm.namespace(), name = rm.name_any(), error = %error, retry_in_ms = delay.as_millis() as u64, "reconcile failed");
     Action::requeue(delay)

@@ -3,7 +3,7 @@
 //! Secrets cannot go, so deleting a whole namespace still lets every task be stopped. The
 //! finalizer comes off as soon as no live resource references the Secret.
 
-use super::{FINALIZER, secret_names};
+use super::names::FINALIZER;
 use crate::crd::RedisMigration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -169,4 +169,14 @@ async fn unprotect(client: &kube::Client, (ns, name): &SecretKey) -> Result<(), 
         "no resource needs the Secret any more: removed the in-use finalizer"
     );
     Ok(())
+}
+
+/// Names of the Secrets a resource references (credentials and Redis passwords).
+pub fn secret_names(rm: &RedisMigration) -> impl Iterator<Item = &str> {
+    let spec = &rm.spec;
+    let passwords = [spec.source.as_ref(), Some(&spec.target)]
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.password_secret_ref.as_ref().map(|r| r.name.as_str()));
+    spec.credentials_secret_ref.as_ref().map(|r| r.name.as_str()).into_iter().chain(passwords)
 }

@@ -1,9 +1,10 @@
-//! Coalesced stops and restarts (design.md §5): requests due within a short window go out as one
-//! `BatchStopMigrationTasks` / `BatchRestartOnlineMigrationTasks` call per 50 ids; a lone request
-//! uses the single-task call. HTTP 200 only means "delivered", so every item is checked, and each
-//! requester learns its own item's outcome (a failed item is retried by its requester alone).
+//! Coalesced stops, restarts and deletes (design.md §5): requests due within a short window go
+//! out as one `BatchStopMigrationTasks` / `BatchRestartOnlineMigrationTasks` /
+//! `DeleteMigrationTask` call per 50 ids; a lone stop uses the single-task call. HTTP 200 only
+//! means "delivered", so every item is checked, and each requester learns its own item's outcome
+//! (a failed item is retried by its requester alone).
 
-use super::account::Account;
+use super::circuit::Circuit;
 use crate::dcs::client::MAX_BATCH;
 use crate::dcs::model::{BatchItemResult, BatchResult};
 use crate::dcs::{DcsClient, DcsError};
@@ -16,6 +17,7 @@ use tokio::sync::{Notify, oneshot};
 pub enum Kind {
     Stop,
     Restart,
+    Delete,
 }
 
 /// What happened to one requested task.
@@ -49,18 +51,36 @@ impl Outcome {
 
 type Waiter = (String, oneshot::Sender<Result<Outcome, DcsError>>);
 
-/// Collects requests for one account and one kind, and sends them together.
+/// Collects requests for one account and one kind, and sends them together through the
+/// account's client and circuit.
 pub struct Batcher {
     kind: Kind,
     /// A round closes after this long without a new request (or when a batch is full).
     window: Duration,
     queue: Mutex<Vec<Waiter>>,
-    wake: Notify,
+    wake: Arc<Notify>,
+    client: DcsClient,
+    circuit: Arc<Circuit>,
 }
 
 impl Batcher {
-    pub fn new(kind: Kind, window: Duration) -> Arc<Self> {
-        Arc::new(Self { kind, window, queue: Mutex::new(Vec::new()), wake: Notify::new() })
+    /// A batcher and its loop, which ends once the batcher is dropped and `close`d.
+    pub fn start(kind: Kind, window: Duration, client: DcsClient, circuit: Arc<Circuit>) -> Arc<Self> {
+        let batcher = Arc::new(Self {
+            kind,
+            window,
+            queue: Mutex::new(Vec::new()),
+            wake: Arc::new(Notify::new()),
+            client,
+            circuit,
+        });
+        tokio::spawn(Self::run(Arc::downgrade(&batcher), batcher.wake.clone()));
+        batcher
+    }
+
+    /// Wakes the loop so that it sees its batcher gone.
+    pub fn close(&self) {
+        self.wake.notify_one();
     }
 
     /// A round stays open at most this many windows while requests keep coming.
@@ -74,40 +94,44 @@ impl Batcher {
         rx.await.unwrap_or_else(|_| Err(DcsError::InvalidRequest("the batch loop stopped".into())))
     }
 
-    /// Sends queued requests while the account lives. A round opens with its first request and
+    /// Sends queued requests while the batcher lives. A round opens with its first request and
     /// closes when a window passes without a new one, when a batch is full, or after
     /// `MAX_WINDOWS` windows; then everything queued goes out through the account's circuit. Mass
     /// deletions arrive as a stream (kubectl deletes one object at a time), so closing on quiet
     /// rather than on a fixed timer is what keeps the calls few and full.
-    pub async fn run(self: Arc<Self>, account: Weak<Account>) {
+    async fn run(this: Weak<Self>, wake: Arc<Notify>) {
         loop {
-            self.wake.notified().await;
-            let mut seen = self.queued();
-            for _ in 0..Self::MAX_WINDOWS {
-                tokio::time::sleep(self.window).await;
-                let now = self.queued();
-                if now == seen || now >= MAX_BATCH {
-                    break;
-                }
-                seen = now;
+            wake.notified().await;
+            let Some(batcher) = this.upgrade() else { return };
+            batcher.round().await;
+        }
+    }
+
+    async fn round(&self) {
+        let mut seen = self.queued();
+        for _ in 0..Self::MAX_WINDOWS {
+            tokio::time::sleep(self.window).await;
+            let now = self.queued();
+            if now == seen || now >= MAX_BATCH {
+                break;
             }
-            let round: Vec<Waiter> = std::mem::take(&mut *self.queue.lock().expect("batch queue"));
-            let Some(account) = account.upgrade() else { return };
-            let mut waiters: Vec<Waiter> = Vec::with_capacity(round.len());
-            for (id, tx) in round {
-                // The same task requested twice in one round (two reconciles) is sent once.
-                if waiters.iter().any(|(known, _)| *known == id) {
-                    let _ = tx.send(Ok(Outcome::Accepted));
-                } else {
-                    waiters.push((id, tx));
-                }
+            seen = now;
+        }
+        let round: Vec<Waiter> = std::mem::take(&mut *self.queue.lock().expect("batch queue"));
+        let mut waiters: Vec<Waiter> = Vec::with_capacity(round.len());
+        for (id, tx) in round {
+            // The same task requested twice in one round (two reconciles) is sent once.
+            if waiters.iter().any(|(known, _)| *known == id) {
+                let _ = tx.send(Ok(Outcome::Accepted));
+            } else {
+                waiters.push((id, tx));
             }
-            for chunk in chunks(waiters) {
-                let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-                let kind = self.kind;
-                let result = account.call(|client| send(kind, client, ids)).await;
-                deliver(chunk, result);
-            }
+        }
+        for chunk in chunks(waiters) {
+            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            let kind = self.kind;
+            let result = self.circuit.call(&self.client, |client| send(kind, client, ids)).await;
+            deliver(chunk, result);
         }
     }
 }
@@ -147,7 +171,42 @@ async fn send(kind: Kind, client: DcsClient, ids: Vec<String>) -> Result<BatchRe
         }
         (Kind::Stop, _) => client.batch_stop_migration_tasks(&ids).await,
         (Kind::Restart, _) => client.batch_restart_online_migration_tasks(&ids).await,
+        (Kind::Delete, _) => delete(&client, ids).await,
     }
+}
+
+/// One `DeleteMigrationTask` for many ids. The API answers the ids it deleted, and refuses the
+/// whole call when any task cannot be deleted in its state: then each id goes alone, so that one
+/// task cannot hold the others back.
+async fn delete(client: &DcsClient, ids: Vec<String>) -> Result<BatchResult, DcsError> {
+    let item = |id: &String, code: Option<&str>, message: &str| BatchItemResult {
+        result: Some(if code.is_none() { "success" } else { "failed" }.into()),
+        task_id: Some(id.clone()),
+        error_code: code.map(str::to_owned),
+        error_msg: Some(message.to_owned()).filter(|m| !m.is_empty()),
+    };
+    let items = match client.delete_migration_tasks(&ids).await {
+        Ok(deleted) => ids
+            .iter()
+            .map(|id| match deleted.contains(id) {
+                true => item(id, None, ""),
+                false => item(id, Some("UNCONFIRMED"), "the answer did not list this task"),
+            })
+            .collect(),
+        Err(e) if e.is_not_found() => ids.iter().map(|id| item(id, Some("DCS.4133"), "")).collect(),
+        Err(e) if e.code() == Some("DCS.4957") && ids.len() > 1 => {
+            let mut items = Vec::with_capacity(ids.len());
+            for id in ids {
+                items.extend(Box::pin(delete(client, vec![id])).await?.migration_tasks);
+            }
+            items
+        }
+        Err(DcsError::Api { error, .. }) if error.status == 400 => {
+            ids.iter().map(|id| item(id, Some(&error.code), &error.message)).collect()
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(BatchResult { migration_tasks: items })
 }
 
 fn deliver(chunk: Vec<Waiter>, result: Result<BatchResult, DcsError>) {

@@ -1,0 +1,324 @@
+//! Accounts (design.md §4): the tasks that share an endpoint, project and credentials are
+//! observed together. Each account has one rate-limited client, a 401 [`circuit`], a [`view`] of
+//! its watched tasks kept fresh by one observation loop ([`refresh`]) that wakes the resources
+//! whose task changed, and [`batch`]ers that coalesce stops, restarts and deletes.
+
+pub mod batch;
+pub mod circuit;
+mod refresh;
+pub mod view;
+
+use super::credentials::AccountAccess;
+use super::observed::{Remote, RemoteTask};
+use crate::crd::RedisMigration;
+use crate::dcs::model::{ListQuery, MigrationStats, MigrationTask};
+use crate::dcs::{CallObserver, ClientConfig, DcsClient, DcsError, RateLimit, RetryPolicy};
+use batch::{Batcher, Kind, Outcome};
+use circuit::Circuit;
+use kube::runtime::reflector::ObjectRef;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc, watch};
+use view::{PAGE, View};
+
+/// How accounts call and observe.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Observation interval while tasks move.
+    pub tick: Duration,
+    /// Interval of `ShowMigrationTaskStats` per moving task.
+    pub stats_interval: Duration,
+    pub rate_limit: RateLimit,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+    /// Stops (and restarts, deletes) due within this window go out as one batch call.
+    pub batch_window: Duration,
+}
+
+/// Identifies an account without keeping its keys in the clear: a digest of endpoint, project
+/// and credentials. A rotated Secret is a new account (and a fresh circuit).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct AccountKey([u8; 32]);
+
+impl AccountKey {
+    fn of(access: &AccountAccess) -> Self {
+        let mut h = Sha256::new();
+        for part in [
+            access.endpoint.as_str(),
+            &access.project_id,
+            access.credentials.access_key(),
+            access.credentials.secret_key(),
+            access.credentials.security_token().unwrap_or(""),
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        Self(h.finalize().into())
+    }
+}
+
+/// All accounts in use.
+pub struct Accounts {
+    accounts: Mutex<HashMap<AccountKey, Arc<Account>>>,
+    settings: Settings,
+    triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>,
+    /// Told about every DCS exchange of every account (metrics).
+    observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl Accounts {
+    /// `triggers` receives the resources whose remote task changed.
+    pub fn new(settings: Settings, triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>) -> Self {
+        Self { accounts: Mutex::new(HashMap::new()), settings, triggers, observer: None }
+    }
+
+    /// Reports every DCS exchange and retry of the accounts' clients to `observer`.
+    pub fn with_observer(self, observer: Arc<dyn CallObserver>) -> Self {
+        Self { observer: Some(observer), ..self }
+    }
+
+    /// The account for this access, created (with its observation loop) on first use.
+    pub fn get(&self, access: &AccountAccess) -> Result<Arc<Account>, DcsError> {
+        let key = AccountKey::of(access);
+        let mut accounts = self.accounts.lock().expect("accounts lock");
+        if let Some(account) = accounts.get(&key) {
+            return Ok(account.clone());
+        }
+        let mut config =
+            ClientConfig::new(access.endpoint.clone(), access.project_id.clone(), access.credentials.clone());
+        config.rate_limit = self.settings.rate_limit;
+        config.retry = self.settings.retry;
+        config.timeout = self.settings.timeout;
+        let client = match &self.observer {
+            Some(observer) => DcsClient::with_observer(config, observer.clone())?,
+            None => DcsClient::new(config)?,
+        };
+        let account = Arc::new(Account::new(client, self.settings.clone(), self.triggers.clone()));
+        tokio::spawn(refresh::observe_loop(Arc::downgrade(&account)));
+        accounts.insert(key, account.clone());
+        Ok(account)
+    }
+}
+
+/// One account: its client (with the account's rate limit) and its observation view.
+pub struct Account {
+    client: DcsClient,
+    /// The same client failing fast: the observation loop looks again next tick anyway.
+    looker: DcsClient,
+    settings: Settings,
+    view: Mutex<View>,
+    circuit: Arc<Circuit>,
+    refreshed: watch::Sender<u64>,
+    wake: Arc<Notify>,
+    triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>,
+    stops: Arc<Batcher>,
+    restarts: Arc<Batcher>,
+    deletes: Arc<Batcher>,
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        for batcher in [&self.stops, &self.restarts, &self.deletes] {
+            batcher.close();
+        }
+    }
+}
+
+impl Account {
+    fn new(client: DcsClient, settings: Settings, triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>) -> Self {
+        let looker = client.with_retry(RetryPolicy {
+            max_retries: 1,
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+            total_delay: Duration::from_secs(1),
+        });
+        let circuit = Arc::new(Circuit::default());
+        // Requests come in waves, one per observation tick: a round stays open across a tick.
+        let window = settings.batch_window.max(settings.tick);
+        let batcher = |kind| Batcher::start(kind, window, client.clone(), circuit.clone());
+        Self {
+            stops: batcher(Kind::Stop),
+            restarts: batcher(Kind::Restart),
+            deletes: batcher(Kind::Delete),
+            client,
+            looker,
+            settings,
+            view: Mutex::new(View::default()),
+            circuit,
+            refreshed: watch::channel(0).0,
+            wake: Arc::new(Notify::new()),
+            triggers,
+        }
+    }
+
+    fn view(&self) -> MutexGuard<'_, View> {
+        self.view.lock().expect("view lock")
+    }
+
+    /// Runs one API call through the account's 401 circuit.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, DcsError>
+    where
+        F: FnOnce(DcsClient) -> Fut,
+        Fut: Future<Output = Result<T, DcsError>>,
+    {
+        self.circuit.call(&self.client, f).await
+    }
+
+    /// Looks for tasks named exactly `name` (the API's own name filter is not exact).
+    pub async fn find_by_name(&self, name: &str) -> Result<Option<RemoteTask>, DcsError> {
+        let mut offset = 0;
+        loop {
+            let query = ListQuery { offset: Some(offset), limit: Some(PAGE), name: Some(name.to_owned()) };
+            let page = self.call(|c| async move { c.list_migration_tasks(&query).await }).await?;
+            if let Some(found) = page.migration_tasks.iter().find(|t| t.task_name.as_deref() == Some(name)) {
+                return Ok(Some(RemoteTask::from_summary(found)));
+            }
+            offset += PAGE;
+            let total = page.count.unwrap_or(0);
+            if page.migration_tasks.is_empty() || u64::from(offset) >= total {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The task as last observed by the account's loop, registering it for observation. When
+    /// there is no observation newer than one tick (or `fresh` asks for one), waits for the next
+    /// refresh; when none comes in time, shows the task directly.
+    pub async fn observe(
+        &self,
+        task_id: &str,
+        owner: ObjectRef<RedisMigration>,
+        fresh: bool,
+    ) -> Result<Remote, DcsError> {
+        let mut refreshed = self.refreshed.subscribe();
+        let start = *refreshed.borrow_and_update();
+        {
+            let mut view = self.view();
+            view.register(task_id, owner, Instant::now());
+            if !fresh && let Some(remote) = view.current(task_id, start) {
+                return Ok(remote);
+            }
+        }
+        self.wake.notify_one();
+        let deadline = self.settings.tick * 3 + self.settings.timeout;
+        let waited = tokio::time::timeout(deadline, async {
+            loop {
+                refreshed.changed().await.ok()?;
+                // A failed refresh answers every waiter with its error (Synced=False), at once.
+                if let Some(seen) = self.view().seen_after(task_id, start) {
+                    return seen;
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(Some(result)) => result,
+            _ => self.show(task_id).await,
+        }
+    }
+
+    /// Like `observe` with `fresh`, for callers that must not hold their reconcile while they
+    /// wait: answers what a refresh completed after the ask (`ask_for_look`, or this call when
+    /// nothing was asked) saw, or its error; until then answers `None` and the owner is woken when
+    /// the look is in.
+    pub fn observe_later(&self, task_id: &str, owner: ObjectRef<RedisMigration>) -> Option<Result<Remote, DcsError>> {
+        {
+            let mut view = self.view();
+            view.register(task_id, owner.clone(), Instant::now());
+            if let Some(answer) = view.answer(task_id) {
+                return Some(answer);
+            }
+        }
+        self.ask_for_look(task_id, owner);
+        None
+    }
+
+    /// Asks the loop for a look at the task from a refresh that completes after now (kept if one
+    /// is asked already); `observe_later` answers it, and the owner is woken when it is in.
+    pub fn ask_for_look(&self, task_id: &str, owner: ObjectRef<RedisMigration>) {
+        {
+            let mut view = self.view();
+            view.register(task_id, owner, Instant::now());
+            view.ask(task_id);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Records what an action of this operator just did to a task (the answer of configure,
+    /// stop, ...), so that reconciles see it at once and an older observation cannot undo it.
+    pub fn record(&self, task: &RemoteTask, owner: ObjectRef<RedisMigration>) {
+        let mut view = self.view();
+        view.register(&task.task_id, owner, Instant::now());
+        view.record(task, Instant::now());
+    }
+
+    /// Stops a task, coalesced with the other stops of this account due in the same window.
+    pub async fn stop(&self, task_id: &str) -> Result<Outcome, DcsError> {
+        let outcome = self.stops.request(task_id).await?;
+        if outcome == Outcome::Accepted {
+            self.view().assume(task_id, "TERMINATING", Instant::now());
+        }
+        Ok(outcome)
+    }
+
+    /// Restarts a stopped online task, coalesced like stops.
+    pub async fn restart(&self, task_id: &str) -> Result<Outcome, DcsError> {
+        let outcome = self.restarts.request(task_id).await?;
+        if outcome == Outcome::Accepted {
+            self.view().assume(task_id, "FULLMIGRATING", Instant::now());
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes a task record, coalesced like stops; its absence is then confirmed by list walks
+    /// only.
+    pub async fn delete(&self, task_id: &str) -> Result<Outcome, DcsError> {
+        let outcome = self.deletes.request(task_id).await?;
+        if matches!(outcome, Outcome::Accepted | Outcome::Gone) {
+            self.view().deleted(task_id, Instant::now());
+            self.wake.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    /// An action was sent whose outcome is unknown (no readable answer): observations from a
+    /// refresh that started before it are ignored, so a stale view cannot repeat it.
+    pub fn touched(&self, task_id: &str) {
+        self.view().touched(task_id, Instant::now());
+    }
+
+    /// True when this process deleted the task record and waits for the list to confirm it.
+    pub fn deleted(&self, task_id: &str) -> bool {
+        self.view().is_deleted(task_id)
+    }
+
+    /// Stops observing a task (it ended, or its resource is gone).
+    pub fn unwatch(&self, task_id: &str) {
+        self.view().unwatch(task_id);
+    }
+
+    /// The latest progress counters of a watched task.
+    pub fn stats(&self, task_id: &str) -> Option<MigrationStats> {
+        self.view().stats(task_id)
+    }
+
+    /// The task's full detail (top-level `task_status`), read directly.
+    pub async fn detail(&self, task_id: &str) -> Result<MigrationTask, DcsError> {
+        let id = task_id.to_owned();
+        self.call(|c| async move { c.show_migration_task(&id).await }).await
+    }
+
+    /// Shows one task directly and records what it saw.
+    pub async fn show(&self, task_id: &str) -> Result<Remote, DcsError> {
+        let remote = match self.detail(task_id).await {
+            Ok(task) => Remote::Present(RemoteTask::from_detail(&task, task_id)),
+            Err(e) if e.is_not_found() => Remote::Absent,
+            Err(e) => return Err(e),
+        };
+        self.view().looked(task_id, &remote);
+        Ok(remote)
+    }
+}

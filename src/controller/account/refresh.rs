@@ -1,0 +1,127 @@
+//! The account's observation loop: one refresh per tick while tasks are watched — one list walk,
+//! or one show per task where that is cheaper — then the progress counters that are due.
+
+use super::super::observed::RemoteTask;
+use super::Account;
+use super::view::{Observed, PAGE, Plan};
+use crate::dcs::model::{ListQuery, MigrationStats};
+use crate::dcs::{DcsClient, DcsError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+/// Keeps the account's loop running while the account is in use.
+pub async fn observe_loop(account: Weak<Account>) {
+    loop {
+        let Some(acc) = account.upgrade() else { return };
+        let tick = acc.settings.tick;
+        let wake = acc.wake.clone();
+        let plan = acc.view().plan();
+        let (wait, gap) = match plan {
+            // Re-check now and then, so that a dropped account ends its loop.
+            None => (Duration::from_secs(30), Duration::ZERO),
+            Some(plan) => {
+                let started = Instant::now();
+                acc.refresh(plan).await;
+                // A wake-up (a new task to look at) may bring the next look forward, but never
+                // closer than half a tick: many resources registering at once share one look.
+                let gap = (tick / 2).saturating_sub(started.elapsed());
+                (tick.saturating_sub(started.elapsed()).saturating_sub(gap), gap)
+            }
+        };
+        drop(acc);
+        tokio::time::sleep(gap).await;
+        let _ = tokio::time::timeout(wait, wake.notified()).await;
+    }
+}
+
+impl Account {
+    /// An observation call of the account's loop: fails fast, through the same circuit.
+    async fn look<T, F, Fut>(&self, f: F) -> Result<T, DcsError>
+    where
+        F: FnOnce(DcsClient) -> Fut,
+        Fut: Future<Output = Result<T, DcsError>>,
+    {
+        self.circuit.call(&self.looker, f).await
+    }
+
+    /// One refresh of every watched task; wakes the owners whose task changed.
+    async fn refresh(&self, plan: Plan) {
+        let started = Instant::now();
+        let outcome = match plan {
+            Plan::Walk => self.walk_list().await,
+            Plan::Show(ids) => self.show_each(&ids).await,
+        };
+        let (woken, refreshes) = {
+            let mut view = self.view();
+            let woken = view.apply(outcome, started);
+            (woken, view.refreshes)
+        };
+        for owner in woken {
+            let _ = self.triggers.send(owner);
+        }
+        // Status changes go out first; progress counters follow, so they never delay them.
+        self.refreshed.send_replace(refreshes);
+        let stats = self.due_stats().await;
+        for owner in self.view().set_stats(stats) {
+            let _ = self.triggers.send(owner);
+        }
+    }
+
+    async fn walk_list(&self) -> Result<Observed, DcsError> {
+        let mut tasks = HashMap::new();
+        let mut offset = 0u32;
+        let total = loop {
+            let query = ListQuery { offset: Some(offset), limit: Some(PAGE), name: None };
+            let page = self.look(|c| async move { c.list_migration_tasks(&query).await }).await?;
+            let total = page.count.unwrap_or(0) as usize;
+            let rows = page.migration_tasks.len();
+            for row in &page.migration_tasks {
+                if let Some(id) = &row.task_id {
+                    tasks.insert(id.clone(), RemoteTask::from_summary(row));
+                }
+            }
+            offset += PAGE;
+            if rows == 0 || offset as usize >= total {
+                break total;
+            }
+        };
+        Ok(Observed { tasks, complete: true, project_tasks: Some(total) })
+    }
+
+    async fn show_each(&self, ids: &[String]) -> Result<Observed, DcsError> {
+        let shows = ids.iter().map(|id| async move { (id.clone(), self.show_quiet(id).await) });
+        let mut tasks = HashMap::new();
+        for (id, result) in futures::future::join_all(shows).await {
+            if let Some(task) = result? {
+                tasks.insert(id, task);
+            }
+        }
+        // A show that says "not found" is definite: treat the view as complete.
+        Ok(Observed { tasks, complete: true, project_tasks: None })
+    }
+
+    async fn show_quiet(&self, id: &str) -> Result<Option<RemoteTask>, DcsError> {
+        let owned = id.to_owned();
+        match self.look(|c| async move { c.show_migration_task(&owned).await }).await {
+            Ok(task) => Ok(Some(RemoteTask::from_detail(&task, id))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Progress counters of moving tasks whose stats are due. At most a quarter of the account's
+    /// call budget for one tick goes to them, so that observation keeps its place under the rate
+    /// limit.
+    async fn due_stats(&self) -> Vec<(String, MigrationStats)> {
+        let budget = ((self.settings.rate_limit.qps * self.settings.tick.as_secs_f64()) / 4.0).max(1.0) as usize;
+        let due = self.view().due_stats(Instant::now(), self.settings.stats_interval, budget);
+        let fetches = due.into_iter().map(|id| async move {
+            let owned = id.clone();
+            let result = self.look(|c| async move { c.show_migration_task_stats(&owned).await }).await;
+            (id, result)
+        });
+        futures::future::join_all(fetches).await.into_iter().filter_map(|(id, r)| r.ok().map(|s| (id, s))).collect()
+    }
+}

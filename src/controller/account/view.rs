@@ -1,0 +1,433 @@
+//! An account's view of its watched tasks: what the observation loop last saw of each, who owns
+//! it, and who waits for a fresh look. No I/O: the loop hands each refresh's outcome to
+//! [`View::apply`], which answers the owners to wake. Tested as a table of refreshes.
+
+use super::super::observed::{Remote, RemoteTask};
+use crate::crd::RedisMigration;
+use crate::dcs::DcsError;
+use crate::dcs::model::{MigrationStats, TaskState, TaskStatus};
+use kube::runtime::reflector::ObjectRef;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Page size of a list walk (the API's maximum).
+pub const PAGE: u32 = 1000;
+
+/// What the loop last saw of one task.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per watched task; boxing buys nothing
+enum Seen {
+    Present(RemoteTask),
+    /// Missing from one complete list walk: absence counts from the second, so a list that lags
+    /// behind a create does not read as a vanished task. Until then the last view stands.
+    Missing(Option<RemoteTask>),
+    Absent,
+}
+
+impl Seen {
+    fn remote(&self) -> Remote {
+        match self {
+            Self::Present(t) | Self::Missing(Some(t)) => Remote::Present(t.clone()),
+            Self::Absent => Remote::Absent,
+            Self::Missing(None) => Remote::NotLookedUp,
+        }
+    }
+
+    fn same_kind(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Present(a), Self::Present(b)) => a == b,
+            (Self::Absent, Self::Absent) | (Self::Missing(_), Self::Missing(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Watched {
+    owner: ObjectRef<RedisMigration>,
+    seen: Option<Seen>,
+    /// Refresh count at which this task was last observed.
+    seen_at: u64,
+    stats: Option<MigrationStats>,
+    stats_due: Instant,
+    /// When this operator last changed the task (configure, stop, ...): observations from a
+    /// refresh that started earlier predate the change and are ignored.
+    acted_at: Option<Instant>,
+    /// The task record was deleted: only the list can tell its absence (show may still answer).
+    deleted: bool,
+    /// A caller that does not wait asked for an observation from a refresh after this one; its
+    /// owner is woken when it is in.
+    awaited_since: Option<u64>,
+}
+
+/// What one refresh learnt.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub tasks: HashMap<String, RemoteTask>,
+    /// True when absence from `tasks` means absence remotely.
+    pub complete: bool,
+    /// Tasks in the project, when a list walk counted them.
+    pub project_tasks: Option<usize>,
+}
+
+/// How the next refresh looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// One list walk covers every watched task.
+    Walk,
+    /// One show per watched task is cheaper than walking a long project history.
+    Show(Vec<String>),
+}
+
+/// The view of one account.
+#[derive(Debug, Default)]
+pub struct View {
+    watched: HashMap<String, Watched>,
+    /// Tasks in the project at the last list (decides list walk versus shows).
+    project_tasks: Option<usize>,
+    /// The error of the last refresh, if it failed.
+    last_error: Option<DcsError>,
+    /// Refreshes completed so far.
+    pub refreshes: u64,
+}
+
+impl View {
+    /// Watches a task for `owner` (again, or anew).
+    pub fn register(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>, now: Instant) {
+        let watched = self.watched.entry(task_id.to_owned()).or_insert_with(|| Watched {
+            owner: owner.clone(),
+            seen: None,
+            seen_at: 0,
+            stats: None,
+            stats_due: now,
+            acted_at: None,
+            deleted: false,
+            awaited_since: None,
+        });
+        watched.owner = owner;
+    }
+
+    /// The last view of a task when it is no older than one refresh before `refreshes` and the
+    /// last refresh succeeded.
+    pub fn current(&self, task_id: &str, refreshes: u64) -> Option<Remote> {
+        if self.last_error.is_some() {
+            return None;
+        }
+        let watched = self.watched.get(task_id)?;
+        let fresh_enough = refreshes.saturating_sub(watched.seen_at) <= 1 && watched.seen_at > 0;
+        watched.seen.as_ref().filter(|_| fresh_enough).map(Seen::remote)
+    }
+
+    /// What a refresh completed after `start` saw of the task, or its error.
+    pub fn seen_after(&self, task_id: &str, start: u64) -> Option<Option<Result<Remote, DcsError>>> {
+        if let Some(e) = &self.last_error {
+            return Some(Some(Err(e.clone())));
+        }
+        let watched = self.watched.get(task_id).filter(|w| w.seen_at > start)?;
+        Some(watched.seen.as_ref().map(|seen| Ok(seen.remote())))
+    }
+
+    /// Answers an earlier `ask`, once a refresh after it is in (and forgets the ask).
+    pub fn answer(&mut self, task_id: &str) -> Option<Result<Remote, DcsError>> {
+        let (refreshes, failed) = (self.refreshes, self.last_error.clone());
+        let watched = self.watched.get_mut(task_id)?;
+        let since = watched.awaited_since?;
+        let answer = match &watched.seen {
+            Some(seen) if watched.seen_at > since => Ok(seen.remote()),
+            _ if refreshes > since => Err(failed?),
+            _ => return None,
+        };
+        watched.awaited_since = None;
+        Some(answer)
+    }
+
+    /// Asks for a look from a refresh that completes after now (kept if one is asked already).
+    pub fn ask(&mut self, task_id: &str) {
+        let refreshes = self.refreshes;
+        if let Some(watched) = self.watched.get_mut(task_id) {
+            watched.awaited_since.get_or_insert(refreshes);
+        }
+    }
+
+    /// Records what an action of this operator just did to a task, so that an older observation
+    /// cannot undo it.
+    pub fn record(&mut self, task: &RemoteTask, now: Instant) {
+        let refreshes = self.refreshes.max(1);
+        if let Some(w) = self.watched.get_mut(&task.task_id) {
+            w.seen = Some(Seen::Present(task.clone()));
+            w.seen_at = refreshes;
+            w.acted_at = Some(now);
+        }
+    }
+
+    /// Records a direct look at one task.
+    pub fn looked(&mut self, task_id: &str, remote: &Remote) {
+        let refreshes = self.refreshes.max(1);
+        if let Some(w) = self.watched.get_mut(task_id) {
+            w.seen = Some(match remote {
+                Remote::Present(t) => Seen::Present(t.clone()),
+                _ => Seen::Absent,
+            });
+            w.seen_at = refreshes;
+        }
+    }
+
+    /// An accepted action whose answer carries no task: the task now reads `word`.
+    pub fn assume(&mut self, task_id: &str, word: &str, now: Instant) {
+        if let Some(w) = self.watched.get_mut(task_id) {
+            if let Some(Seen::Present(task)) = &mut w.seen {
+                task.status = TaskStatus::new(word);
+            }
+            w.acted_at = Some(now);
+        }
+    }
+
+    /// An action went out whose outcome is unknown: older observations are ignored.
+    pub fn touched(&mut self, task_id: &str, now: Instant) {
+        if let Some(w) = self.watched.get_mut(task_id) {
+            w.acted_at = Some(now);
+        }
+    }
+
+    /// The task record was deleted: from now on only list walks observe it.
+    pub fn deleted(&mut self, task_id: &str, now: Instant) {
+        if let Some(w) = self.watched.get_mut(task_id) {
+            w.deleted = true;
+            w.acted_at = Some(now);
+        }
+    }
+
+    /// True when this process deleted the task record and waits for the list to confirm it.
+    pub fn is_deleted(&self, task_id: &str) -> bool {
+        self.watched.get(task_id).is_some_and(|w| w.deleted)
+    }
+
+    pub fn unwatch(&mut self, task_id: &str) {
+        self.watched.remove(task_id);
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.watched.is_empty()
+    }
+
+    /// The latest progress counters of a watched task.
+    pub fn stats(&self, task_id: &str) -> Option<MigrationStats> {
+        self.watched.get(task_id).and_then(|w| w.stats.clone())
+    }
+
+    /// How the next refresh looks; `None` when nothing is watched. After a delete only the list
+    /// tells the truth (show may keep answering).
+    pub fn plan(&self) -> Option<Plan> {
+        if self.watched.is_empty() {
+            return None;
+        }
+        let deleted = self.watched.values().any(|w| w.deleted);
+        let pages = self.project_tasks.map_or(1, |n| n.div_ceil(PAGE as usize).max(1));
+        Some(if deleted || pages <= self.watched.len() {
+            Plan::Walk
+        } else {
+            Plan::Show(self.watched.keys().cloned().collect())
+        })
+    }
+
+    /// Takes in one refresh (started at `started`); answers the owners to wake: those whose task
+    /// changed, those waiting for this look, and on the first failure everyone (to report it).
+    pub fn apply(&mut self, outcome: Result<Observed, DcsError>, started: Instant) -> Vec<ObjectRef<RedisMigration>> {
+        self.refreshes += 1;
+        let refreshes = self.refreshes;
+        let observed = match outcome {
+            Ok(observed) => observed,
+            Err(e) => {
+                // The view keeps its age (it is not fresher for a failed look).
+                let first = self.last_error.is_none();
+                if first {
+                    tracing::warn!(error = %e, "observing the account's tasks failed; retrying every tick");
+                }
+                self.last_error = Some(e);
+                let woken = self.watched.values().filter(|w| first || w.awaited_since.is_some());
+                return woken.map(|w| w.owner.clone()).collect();
+            }
+        };
+        if let Some(n) = observed.project_tasks {
+            self.project_tasks = Some(n);
+        }
+        let recovered = self.last_error.take().is_some();
+        let mut wake = Vec::new();
+        for (id, watched) in self.watched.iter_mut() {
+            if watched.acted_at.is_some_and(|acted| acted > started) {
+                continue;
+            }
+            let next = match (observed.tasks.get(id), &watched.seen) {
+                (Some(task), _) => Seen::Present(task.clone()),
+                (None, _) if !observed.complete => continue,
+                (None, Some(Seen::Missing(_) | Seen::Absent)) => Seen::Absent,
+                (None, Some(Seen::Present(last))) => Seen::Missing(Some(last.clone())),
+                (None, None) => Seen::Missing(None),
+            };
+            // A first sighting wakes nobody: whoever registered the task waits for this refresh
+            // itself (waking it would make an ended resource loop on itself).
+            let changed = recovered
+                || watched.awaited_since.is_some()
+                || watched.seen.as_ref().is_some_and(|seen| !seen.same_kind(&next));
+            watched.seen = Some(next);
+            watched.seen_at = refreshes;
+            if changed {
+                // A new state: its counters are worth a look at the next tick.
+                watched.stats_due = started;
+                wake.push(watched.owner.clone());
+            }
+        }
+        wake
+    }
+
+    /// The moving tasks whose progress counters are due, most overdue first, at most `budget`;
+    /// each is due again `interval` later.
+    pub fn due_stats(&mut self, now: Instant, interval: Duration, budget: usize) -> Vec<String> {
+        let mut due: Vec<(Instant, &String, &mut Watched)> = self
+            .watched
+            .iter_mut()
+            .filter(|(_, w)| w.stats_due <= now && matches!(&w.seen, Some(Seen::Present(t)) if moving(t.state())))
+            .map(|(id, w)| (w.stats_due, id, w))
+            .collect();
+        due.sort_by_key(|(at, _, _)| *at);
+        due.into_iter()
+            .take(budget)
+            .map(|(_, id, w)| {
+                w.stats_due = now + interval;
+                id.clone()
+            })
+            .collect()
+    }
+
+    /// Takes in fetched counters; answers the owners whose counters changed.
+    pub fn set_stats(&mut self, fetched: Vec<(String, MigrationStats)>) -> Vec<ObjectRef<RedisMigration>> {
+        let mut wake = Vec::new();
+        for (id, stats) in fetched {
+            if let Some(w) = self.watched.get_mut(&id)
+                && w.stats.as_ref() != Some(&stats)
+            {
+                w.stats = Some(stats);
+                wake.push(w.owner.clone());
+            }
+        }
+        wake
+    }
+}
+
+/// A task whose progress counters move.
+fn moving(state: TaskState) -> bool {
+    matches!(state, TaskState::Migrating | TaskState::FullMigrating | TaskState::IncrementalMigrating)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(name: &str) -> ObjectRef<RedisMigration> {
+        ObjectRef::new(name).within("ns")
+    }
+
+    fn task(id: &str, word: &str) -> RemoteTask {
+        RemoteTask { task_id: id.into(), status: TaskStatus::new(word), ..Default::default() }
+    }
+
+    fn listed(tasks: &[RemoteTask]) -> Result<Observed, DcsError> {
+        Ok(Observed {
+            tasks: tasks.iter().map(|t| (t.task_id.clone(), t.clone())).collect(),
+            complete: true,
+            project_tasks: Some(tasks.len()),
+        })
+    }
+
+    fn failed() -> Result<Observed, DcsError> {
+        Err(DcsError::Network { operation: crate::dcs::Operation::ListMigrationTask, sent: true, detail: "x".into() })
+    }
+
+    #[test]
+    fn refreshes_wake_owners_only_when_their_task_changes() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        view.register("a", owner("a"), t0);
+        view.register("b", owner("b"), t0);
+        let steps: Vec<(Result<Observed, DcsError>, Vec<&str>)> = vec![
+            (listed(&[task("a", "MIGRATING"), task("b", "MIGRATING")]), vec![]),
+            (listed(&[task("a", "MIGRATING"), task("b", "MIGRATING")]), vec![]),
+            (listed(&[task("a", "SUCCESS"), task("b", "MIGRATING")]), vec!["a"]),
+            (failed(), vec!["a", "b"]),
+            (failed(), vec![]),
+            (listed(&[task("a", "SUCCESS"), task("b", "MIGRATING")]), vec!["a", "b"]),
+        ];
+        for (i, (outcome, want)) in steps.into_iter().enumerate() {
+            let mut woken: Vec<String> = view.apply(outcome, t0).into_iter().map(|o| o.name).collect();
+            woken.sort();
+            assert_eq!(woken, want, "refresh {i}");
+        }
+    }
+
+    #[test]
+    fn a_task_counts_as_gone_only_when_two_complete_walks_miss_it() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        view.register("a", owner("a"), t0);
+        view.apply(listed(&[task("a", "MIGRATING")]), t0);
+        view.apply(listed(&[]), t0);
+        assert_eq!(view.current("a", view.refreshes), Some(Remote::Present(task("a", "MIGRATING"))));
+        view.apply(Ok(Observed { complete: false, ..Default::default() }), t0);
+        view.apply(listed(&[]), t0);
+        assert_eq!(view.current("a", view.refreshes), Some(Remote::Absent));
+    }
+
+    #[test]
+    fn an_observation_older_than_an_action_does_not_undo_it() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        let mut view = View::default();
+        view.register("a", owner("a"), t0);
+        view.record(&task("a", "FULLMIGRATING"), later);
+        view.apply(listed(&[task("a", "RUNNING")]), t0);
+        assert_eq!(view.current("a", view.refreshes), Some(Remote::Present(task("a", "FULLMIGRATING"))));
+        view.apply(listed(&[task("a", "INCRMIGEATING")]), later + Duration::from_secs(1));
+        assert_eq!(view.current("a", view.refreshes), Some(Remote::Present(task("a", "INCRMIGEATING"))));
+    }
+
+    #[test]
+    fn an_ask_is_answered_by_the_first_refresh_after_it() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        view.register("a", owner("a"), t0);
+        view.apply(listed(&[task("a", "MIGRATING")]), t0);
+        view.ask("a");
+        assert!(view.answer("a").is_none(), "no refresh since the ask");
+        assert_eq!(view.apply(listed(&[task("a", "MIGRATING")]), t0).len(), 1, "the asker is woken");
+        assert!(matches!(view.answer("a"), Some(Ok(Remote::Present(t))) if t == task("a", "MIGRATING")));
+        assert!(view.answer("a").is_none(), "answered once");
+    }
+
+    #[test]
+    fn a_walk_is_planned_unless_showing_each_task_is_cheaper_or_a_task_was_deleted() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        assert_eq!(view.plan(), None);
+        view.register("a", owner("a"), t0);
+        assert_eq!(view.plan(), Some(Plan::Walk));
+        view.apply(Ok(Observed { complete: true, project_tasks: Some(5_000), ..Default::default() }), t0);
+        assert_eq!(view.plan(), Some(Plan::Show(vec!["a".into()])));
+        view.deleted("a", t0);
+        assert_eq!(view.plan(), Some(Plan::Walk));
+    }
+
+    #[test]
+    fn progress_is_read_for_moving_tasks_within_the_budget_most_overdue_first() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        for id in ["a", "b", "c"] {
+            view.register(id, owner(id), t0);
+        }
+        view.apply(listed(&[task("a", "FULLMIGRATING"), task("b", "SUCCESS"), task("c", "INCRMIGEATING")]), t0);
+        let mut due = view.due_stats(t0, Duration::from_secs(10), 5);
+        due.sort();
+        assert_eq!(due, vec!["a", "c"]);
+        assert!(view.due_stats(t0 + Duration::from_secs(5), Duration::from_secs(10), 5).is_empty());
+        assert_eq!(view.due_stats(t0 + Duration::from_secs(10), Duration::from_secs(10), 1).len(), 1);
+    }
+}
