@@ -150,8 +150,6 @@ pub fn classify(status: u16, code: &str) -> ErrorClass {
 pub const MAX_MESSAGE: usize = 1024;
 /// Most bytes of an error code or request id kept from an answer.
 const MAX_TOKEN: usize = 64;
-/// Most bytes of a non-JSON error page kept as its message.
-const MAX_PAGE_TEXT: usize = 200;
 /// Most bytes of a non-JSON error page read for its text.
 const MAX_PAGE_SCAN: usize = 16 * 1024;
 
@@ -167,7 +165,7 @@ pub fn parse_error_body(status: u16, body: &[u8], header_request_id: Option<&str
     let bounded = |text: &str, max: usize| truncate(&scrubber.scrub(text), max);
     let (code, message) = match found {
         Some((code, message)) => (bounded(&code, MAX_TOKEN), bounded(&message, MAX_MESSAGE)),
-        None => (status.to_string(), truncate(&plain_text(&scrubber.scrub(&lossy_prefix(body))), MAX_PAGE_TEXT)),
+        None => (status.to_string(), truncate(&plain_text(&scrubber.scrub(&lossy_prefix(body))), MAX_MESSAGE)),
     };
     ApiError {
         status,
