@@ -182,7 +182,7 @@ impl Faults {
     }
 }
 
-/// Size of the [`Garbage::Huge`] body: 20 MiB, beyond the operator's 16 MiB answer limit.
+/// Size of the [`Garbage::Huge`] body: 20 MiB, beyond every cap of the operator's client (4 MiB at most).
 pub const HUGE_BODY_BYTES: usize = 20 * 1024 * 1024;
 
 /// A gateway's error page, as nginx-based API gateways send it.
