@@ -366,6 +366,18 @@ async fn dcs_cli_prints_tasks_as_json_without_passwords() {
 }
 
 #[tokio::test]
+async fn dcs_cli_prints_the_provisioning_job_of_an_online_task() {
+    let sim = Sim::start().await;
+    let created = sim.client().create_online_migration_task(&online_body("cli-job")).await.unwrap();
+    let job_id = created.job_id.unwrap();
+    let url = sim.url();
+    let out = tokio::task::spawn_blocking(move || run_cli(&url, SK, &["job", &job_id])).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job: Value = serde_json::from_slice(&out.stdout).expect("job prints JSON");
+    assert!(matches!(job["status"].as_str(), Some("RUNNING" | "SUCCESS")), "{job}");
+}
+
+#[tokio::test]
 async fn dcs_cli_with_a_wrong_key_prints_one_line_naming_apigw_0301_and_fails() {
     let sim = Sim::start().await;
     let url = sim.url();
