@@ -461,11 +461,8 @@ impl DcsClient {
         let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         // A body the caller decodes must be whole; of any other (an error, an answer that means
         // "accepted" whatever it says) the start is enough and the rest is never buffered.
-        let (limit, whole) = match (success, operation.answer_has_content()) {
-            (true, true) => (operation.max_answer_bytes(), true),
-            (true, false) => (operation.max_answer_bytes(), false),
-            (false, _) => (MAX_ERROR_ANSWER_BYTES, false),
-        };
+        let limit = if success { operation.max_answer_bytes() } else { MAX_ERROR_ANSWER_BYTES };
+        let whole = success && operation.answer_has_content();
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| network_error(operation, &e, scrubber))? {
             if bytes.len() + chunk.len() > limit {
