@@ -131,3 +131,22 @@ impl std::fmt::Display for Operation {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_update_exchange_rollback_and_sync_stop_are_accepted_whatever_their_body() {
+        let no_content: Vec<_> = Operation::ALL.into_iter().filter(|op| !op.answer_has_content()).collect();
+        assert_eq!(
+            no_content,
+            [
+                Operation::StopMigrationTaskSync,
+                Operation::UpdateMigrationTask,
+                Operation::ExchangeInstanceIp,
+                Operation::RollbackExchangeInstanceIp,
+            ]
+        );
+    }
+}
