@@ -2,8 +2,8 @@
 //! decoding may fail, but never panics.
 
 use dcs_migration_operator::dcs::error::parse_error_body;
-use dcs_migration_operator::dcs::scrub::Scrubber;
 use dcs_migration_operator::dcs::model::*;
+use dcs_migration_operator::dcs::scrub::Scrubber;
 use proptest::prelude::*;
 use serde_json::Value;
 
