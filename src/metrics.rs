@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `dcs_migration_reconcile_total` | counter | `result` = `success` \| `error` |
 //! | `dcs_migration_reconcile_duration_seconds` | histogram | |
-//! | `dcs_migration_dcs_calls_total` | counter | `operation` (SDK name), `code` (HTTP status on success; the `DCS.xxxx`/`APIGW.xxxx` code, else the HTTP status, on an error answer; `network` when no answer came) |
+//! | `dcs_migration_dcs_calls_total` | counter | `operation` (SDK name), `code` (HTTP status on success; the `DCS.xxxx`/`APIGW.xxxx` code, else the HTTP status, on an error answer; `network` when no answer came; `other` for a code outside [`KNOWN_CODES`] or a malformed status) |
 //! | `dcs_migration_dcs_retries_total` | counter | `operation` |
 //! | `dcs_migration_resources` | gauge | `phase` (resources without a phase yet count as `Pending`) |
 //! | `dcs_migration_resources_stalled` | gauge | |
@@ -32,6 +32,60 @@ use std::time::Duration;
 
 /// The content type of [`Metrics::encode`] (OpenMetrics text, which Prometheus scrapes natively).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The DCS and gateway error codes that may be `code` label values: those of `dcs-api.md` §6
+/// (which include every code the client and the simulator act on or answer). Any other code an
+/// endpoint sends is counted as `other`, so that no endpoint can grow the label set.
+pub const KNOWN_CODES: [&str; 41] = [
+    "DCS.1001",
+    "DCS.1002",
+    "DCS.1003",
+    "DCS.1004",
+    "DCS.2003",
+    "DCS.2007",
+    "DCS.3002",
+    "DCS.3003",
+    "DCS.4001",
+    "DCS.4002",
+    "DCS.4004",
+    "DCS.4005",
+    "DCS.4013",
+    "DCS.4014",
+    "DCS.4016",
+    "DCS.4018",
+    "DCS.4026",
+    "DCS.4046",
+    "DCS.4049",
+    "DCS.4061",
+    "DCS.4062",
+    "DCS.4063",
+    "DCS.4068",
+    "DCS.4070",
+    "DCS.4080",
+    "DCS.4133",
+    "DCS.4800",
+    "DCS.4842",
+    "DCS.4855",
+    "DCS.4911",
+    "DCS.4957",
+    "DCS.5000",
+    "DCS.5001",
+    "DCS.5006",
+    "APIGW.0101",
+    "APIGW.0201",
+    "APIGW.0301",
+    "APIGW.0303",
+    "APIGW.0308",
+    "111400063",
+    "111404022",
+];
+
+/// The `code` label of an exchange's outcome: an HTTP status (100–599), a known code, `network`,
+/// else `other`.
+fn code_label(code: &str) -> String {
+    let http_status = code.len() == 3 && code.parse::<u16>().is_ok_and(|s| (100..600).contains(&s));
+    if http_status || code == "network" || KNOWN_CODES.contains(&code) { code.to_owned() } else { "other".to_owned() }
+}
 
 /// Every phase, so that each appears (with 0) once the controller runs.
 const PHASES: [Phase; 11] = [
@@ -233,7 +287,7 @@ impl Drop for InFlight<'_> {
 
 impl CallObserver for Metrics {
     fn exchanged(&self, operation: Operation, code: &str) {
-        self.dcs_calls.get_or_create(&CallLabels { operation: operation.name(), code: code.to_owned() }).inc();
+        self.dcs_calls.get_or_create(&CallLabels { operation: operation.name(), code: code_label(code) }).inc();
     }
 
     fn retrying(&self, operation: Operation) {
@@ -284,6 +338,23 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn only_statuses_and_known_error_codes_become_code_labels() {
+        for code in ["200", "204", "429", "502", "DCS.4133", "APIGW.0308", "111400063", "network"] {
+            assert_eq!(code_label(code), code);
+        }
+        for code in ["DCS.9999", "APIGW.0999", "DCS.4133x", "999", "20", "2000", "not a code", ""] {
+            assert_eq!(code_label(code), "other", "{code:?}");
+        }
+        let m = Metrics::new();
+        m.exchanged(Operation::ShowMigrationTask, "DCS.7777");
+        assert!(
+            m.encode()
+                .lines()
+                .any(|l| l == "dcs_migration_dcs_calls_total{operation=\"ShowMigrationTask\",code=\"other\"} 1")
+        );
     }
 
     #[test]

@@ -133,9 +133,14 @@ async fn wait_for(client: &DcsClient, id: &str, state: TaskState) -> MigrationTa
     }
 }
 
-async fn wait_until_not_exchanging(client: &DcsClient, id: &str) {
+/// Polls until the switch under way ends; returns the top-level `task_status` it ended with.
+async fn wait_until_not_exchanging(client: &DcsClient, id: &str) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(15);
-    while client.show_migration_task(id).await.unwrap().task_status.as_deref() == Some("EXCHANGING") {
+    loop {
+        let word = client.show_migration_task(id).await.unwrap().task_status;
+        if word.as_deref() != Some("EXCHANGING") {
+            return word;
+        }
         assert!(Instant::now() < deadline, "switch-over of {id} never finished");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -192,9 +197,9 @@ async fn online_incremental_task_is_configured_streams_switches_over_and_stops()
 
     let exchange = ExchangeInstanceIpBody { exchanged_ip: vec!["192.168.0.10".into()], is_exchange_domain: false };
     client.exchange_instance_ip(&id, &exchange).await.unwrap();
-    wait_until_not_exchanging(&client, &id).await;
+    assert_eq!(wait_until_not_exchanging(&client, &id).await.as_deref(), Some("EXCHANGE_SUCCESS"));
     client.rollback_exchange_instance_ip(&id).await.unwrap();
-    wait_until_not_exchanging(&client, &id).await;
+    assert_eq!(wait_until_not_exchanging(&client, &id).await.as_deref(), Some("ROLLBACK_SUCCESS"));
 
     let stopping = client.stop_migration_task(&id).await.unwrap();
     assert!(matches!(stopping.status.state(), TaskState::Terminating | TaskState::Terminated));
@@ -361,6 +366,18 @@ async fn dcs_cli_prints_tasks_as_json_without_passwords() {
 }
 
 #[tokio::test]
+async fn dcs_cli_prints_the_provisioning_job_of_an_online_task() {
+    let sim = Sim::start().await;
+    let created = sim.client().create_online_migration_task(&online_body("cli-job")).await.unwrap();
+    let job_id = created.job_id.unwrap();
+    let url = sim.url();
+    let out = tokio::task::spawn_blocking(move || run_cli(&url, SK, &["job", &job_id])).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job: Value = serde_json::from_slice(&out.stdout).expect("job prints JSON");
+    assert!(matches!(job["status"].as_str(), Some("RUNNING" | "SUCCESS")), "{job}");
+}
+
+#[tokio::test]
 async fn dcs_cli_with_a_wrong_key_prints_one_line_naming_apigw_0301_and_fails() {
     let sim = Sim::start().await;
     let url = sim.url();
@@ -386,4 +403,70 @@ fn run_cli(url: &str, sk: &str, args: &[&str]) -> std::process::Output {
         .env_remove("HUAWEICLOUD_SDK_SECURITY_TOKEN")
         .output()
         .expect("the CLI runs")
+}
+
+#[tokio::test]
+async fn the_provisioning_job_runs_while_the_task_is_creating_and_succeeds_with_it() {
+    let sim = Sim::start().await;
+    let client = sim.client();
+    let created = client.create_online_migration_task(&online_body("job-ok")).await.unwrap();
+    let (id, job_id) = (created.instance_id.unwrap(), created.job_id.expect("create-online answers job_id"));
+    let job = client.show_job_info(&job_id).await.unwrap();
+    assert_eq!((job.job_id.as_deref(), job.outcome()), (Some(job_id.as_str()), JobOutcome::Pending));
+    assert_eq!(job.status.as_deref(), Some("RUNNING"));
+    wait_for(&client, &id, TaskState::Running).await;
+    let job = client.show_job_info(&job_id).await.unwrap();
+    assert_eq!((job.outcome(), job.fail_reason.as_deref()), (JobOutcome::Succeeded, None));
+    assert!(job.begin_time.is_some() && job.end_time.is_some(), "{job:?}");
+    assert_eq!(sim.calls("ShowJobInfo").await, 2);
+    let unknown = client.show_job_info("0123456789abcdef0123456789abcdef").await.unwrap_err();
+    assert!(unknown.is_not_found(), "{unknown}");
+}
+
+#[tokio::test]
+async fn a_failed_provisioning_job_fails_the_task_and_says_why() {
+    let sim = Sim::start().await;
+    let client = sim.client();
+    sim.faults(json!({"provisionFailRate": 1.0})).await;
+    let created = client.create_online_migration_task(&online_body("job-fail")).await.unwrap();
+    let (id, job_id) = (created.instance_id.unwrap(), created.job_id.unwrap());
+    wait_for(&client, &id, TaskState::Failed).await;
+    let job = client.show_job_info(&job_id).await.unwrap();
+    assert_eq!(job.outcome(), JobOutcome::Failed);
+    let reason = job.fail_reason.expect("a failed job has a fail_reason");
+    let errors = client.list_migration_task_logs(&id, &LogsQuery::newest_errors(10)).await.unwrap();
+    assert_eq!(errors.migration_logs[0].message.as_deref(), Some(reason.as_str()));
+}
+
+#[tokio::test]
+async fn a_failure_reason_is_on_list_rows_only_and_first_among_the_error_logs() {
+    let sim = Sim::start().await;
+    let client = sim.client();
+    let id = client.create_online_migration_task(&online_body("fail-reason")).await.unwrap().instance_id.unwrap();
+    wait_for(&client, &id, TaskState::Running).await;
+    client.set_online_migration_task(&id, &configure_body(MigrationMethod::Incremental)).await.unwrap();
+    wait_for(&client, &id, TaskState::IncrementalMigrating).await;
+    for reason in ["first: source Redis unreachable", "second: target out of memory"] {
+        sim.admin(
+            reqwest::Method::PUT,
+            &format!("/_sim/tasks/{id}"),
+            Some(json!({"status": "FAILED", "errorMessage": reason})),
+        )
+        .await;
+    }
+
+    let shown = client.show_migration_task(&id).await.unwrap();
+    assert_eq!((shown.status.state(), shown.error_message), (TaskState::Failed, None), "show has no error_message");
+    let query = ListQuery { name: Some("fail-reason".into()), ..ListQuery::default() };
+    let row = client.list_migration_tasks(&query).await.unwrap().migration_tasks.remove(0);
+    assert_eq!(row.error_message.as_deref(), Some("second: target out of memory"));
+
+    let errors = client.list_migration_task_logs(&id, &LogsQuery::newest_errors(10)).await.unwrap();
+    assert_eq!(errors.log_num, Some(2));
+    let levels: Vec<_> = errors.migration_logs.iter().map(|l| l.log_level.as_deref()).collect();
+    assert_eq!(levels, [Some("ERROR"), Some("ERROR")], "errors only");
+    let newest = errors.migration_logs[0].message.as_deref().unwrap();
+    assert!(newest.contains("second: target out of memory"), "newest first: {newest}");
+    let all = client.list_migration_task_logs(&id, &LogsQuery::default()).await.unwrap();
+    assert!(all.log_num > errors.log_num, "the unfiltered log has the INFO lines too");
 }

@@ -3,6 +3,7 @@
 
 use dcs_migration_operator::dcs::error::parse_error_body;
 use dcs_migration_operator::dcs::model::*;
+use dcs_migration_operator::dcs::scrub::Scrubber;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -14,8 +15,9 @@ fn decode_all(bytes: &[u8]) {
     let _ = serde_json::from_slice::<BatchResult>(bytes);
     let _ = serde_json::from_slice::<TaskAccepted>(bytes);
     let _ = serde_json::from_slice::<OnlineTaskCreated>(bytes);
+    let _ = serde_json::from_slice::<JobInfo>(bytes);
     for status in [400, 401, 429, 500, 502] {
-        let e = parse_error_body(status, bytes, None);
+        let e = parse_error_body(status, bytes, None, &Scrubber::new(["password"]));
         assert!(e.message.len() <= 1024 + 4);
     }
 }
@@ -68,6 +70,6 @@ proptest! {
 fn deeply_nested_error_body_does_not_overflow_the_stack() {
     let depth = 100_000;
     let body = format!("{}{}", "{\"error\":".repeat(depth), "}".repeat(depth));
-    let e = parse_error_body(400, body.as_bytes(), None);
+    let e = parse_error_body(400, body.as_bytes(), None, &Scrubber::default());
     assert_eq!(e.code, "400");
 }

@@ -93,17 +93,18 @@ fn arb_query() -> impl Strategy<Value = Vec<(String, String)>> {
 
 /// A store holding one task of each kind in various states.
 fn seeded_store() -> (Mutex<TaskStore>, Vec<String>) {
-    let store = Mutex::new(TaskStore::new(Timing { phase: Duration::from_millis(1), release_after: None }));
+    let store =
+        Mutex::new(TaskStore::new(Timing { phase: Duration::from_millis(1), release_after: None, swap_ips: true }));
     let now = jiff::Timestamp::now();
     let mut ids = Vec::new();
     let create = ApiRoute { operation: Operation::CreateMigrationTask, project_id: PROJECT.into(), task_id: None };
     let body = serde_json::to_vec(&backup_import_body("seed-import")).unwrap();
-    let reply = handlers::handle(&store, &create, &[], &body, now).unwrap();
+    let reply = handlers::handle(&store, &create, &[], &body, now, false).unwrap();
     ids.push(serde_json::from_slice::<Value>(&reply.body.unwrap()).unwrap()["id"].as_str().unwrap().to_owned());
     let online =
         ApiRoute { operation: Operation::CreateOnlineMigrationTask, project_id: PROJECT.into(), task_id: None };
     let body = br#"{"name": "seed-online", "vpc_id": "v", "subnet_id": "s", "security_group_id": "g"}"#;
-    let reply = handlers::handle(&store, &online, &[], body, now).unwrap();
+    let reply = handlers::handle(&store, &online, &[], body, now, false).unwrap();
     ids.push(
         serde_json::from_slice::<Value>(&reply.body.unwrap()).unwrap()["instance_id"].as_str().unwrap().to_owned(),
     );
@@ -120,7 +121,7 @@ proptest! {
 
     #[test]
     fn handlers_never_panic_on_random_bodies_ids_and_queries(
-        op_index in 0usize..15,
+        op_index in 0usize..Operation::ALL.len(),
         use_known_id in any::<bool>(),
         known in 0usize..2,
         id in arb_task_id(),
@@ -134,7 +135,7 @@ proptest! {
         // Every operation, with and without a path id, twice (the first call may change state).
         for route in [route.clone(), ApiRoute { task_id: None, ..route }] {
             for _ in 0..2 {
-                match handlers::handle(&store, &route, &query, &body, jiff::Timestamp::now()) {
+                match handlers::handle(&store, &route, &query, &body, jiff::Timestamp::now(), false) {
                     Ok(reply) => {
                         if let Some(body) = reply.body {
                             prop_assert!(serde_json::from_slice::<Value>(&body).is_ok());
@@ -160,12 +161,12 @@ proptest! {
         let mut body = backup_import_body("random-strings");
         body["target_instance"] = json!({"id": id, "name": name, "password": password});
         body["backup_files"]["files"][0]["size"] = json!(name);
-        let outcome = handlers::handle(&store, &create, &[], &serde_json::to_vec(&body).unwrap(), now);
+        let outcome = handlers::handle(&store, &create, &[], &serde_json::to_vec(&body).unwrap(), now, false);
         if let Err(e) = &outcome { check_error(e); }
         let online = ApiRoute { operation: Operation::CreateOnlineMigrationTask, project_id: PROJECT.into(), task_id: None };
         let short = |s: &str| format!("x{}", s.chars().take(100).collect::<String>());
         let body = json!({"name": "random-online", "vpc_id": short(&id), "subnet_id": short(&name), "security_group_id": short(&password)});
-        let reply = handlers::handle(&store, &online, &[], &serde_json::to_vec(&body).unwrap(), now).unwrap();
+        let reply = handlers::handle(&store, &online, &[], &serde_json::to_vec(&body).unwrap(), now, false).unwrap();
         let task_id = serde_json::from_slice::<Value>(&reply.body.unwrap()).unwrap()["instance_id"].as_str().unwrap().to_owned();
         let later = now.checked_add(Duration::from_millis(10)).unwrap();
         let configure = ApiRoute { operation: Operation::SetOnlineMigrationTask, project_id: PROJECT.into(), task_id: Some(task_id.clone()) };
@@ -174,10 +175,10 @@ proptest! {
             "source_instance": {"addrs": addrs, "password": password},
             "target_instance": {"id": id, "password": password},
         });
-        if let Err(e) = handlers::handle(&store, &configure, &[], &serde_json::to_vec(&body).unwrap(), later) { check_error(&e); }
+        if let Err(e) = handlers::handle(&store, &configure, &[], &serde_json::to_vec(&body).unwrap(), later, false) { check_error(&e); }
         for operation in [Operation::ShowMigrationTask, Operation::ListMigrationTask, Operation::ShowMigrationTaskStats, Operation::StopMigrationTask] {
             let route = ApiRoute { operation, project_id: PROJECT.into(), task_id: Some(task_id.clone()) };
-            if let Err(e) = handlers::handle(&store, &route, &[], b"", later) { check_error(&e); }
+            if let Err(e) = handlers::handle(&store, &route, &[], b"", later, false) { check_error(&e); }
         }
     }
 

@@ -31,6 +31,10 @@ struct Args {
     /// Seconds after which an ended online task becomes RELEASED (default: never).
     #[arg(long, env = "DCS_SIM_RELEASE_AFTER", value_parser = parse_seconds)]
     release_after: Option<f64>,
+    /// Whether source and target report each other's IP after an IP exchange (`false`: they keep
+    /// their own; the switch's outcome is then only in the top-level `task_status`).
+    #[arg(long, env = "DCS_SIM_SWAP_IPS", default_value_t = true, action = clap::ArgAction::Set)]
+    swap_ips: bool,
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -76,7 +80,8 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     let config = Config::new(args.access_key, args.secret_key, args.project_id)
         .with_phase(Duration::from_secs_f64(args.phase_seconds))
-        .with_release_after(args.release_after.map(Duration::from_secs_f64));
+        .with_release_after(args.release_after.map(Duration::from_secs_f64))
+        .with_swap_ips(args.swap_ips);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {

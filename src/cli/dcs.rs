@@ -54,10 +54,16 @@ pub enum DcsCommand {
         #[command(flatten)]
         conn: Connection,
     },
-    /// Log of one task (ListMigrationTaskLogs).
+    /// A DCS job, e.g. the one provisioning an online task: its status and `fail_reason` (ShowJobInfo).
+    Job {
+        id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Log of one task, newest lines first (ListMigrationTaskLogs).
     Logs {
         id: String,
-        /// INFO, WARN, ERROR or DEBUG.
+        /// INFO, WARN, ERROR or DEBUG (ERROR: the lines that say why a task failed).
         #[arg(long)]
         log_level: Option<String>,
         #[arg(long, default_value_t = 0)]
@@ -134,6 +140,7 @@ async fn execute(command: DcsCommand) -> Result<(), CliError> {
         }
         DcsCommand::Show { id, conn } => print(&client(&conn)?.show_migration_task(&id).await?),
         DcsCommand::Stats { id, conn } => print(&client(&conn)?.show_migration_task_stats(&id).await?),
+        DcsCommand::Job { id, conn } => print(&client(&conn)?.show_job_info(&id).await?),
         DcsCommand::Logs { id, log_level, offset, limit, conn } => {
             let query = LogsQuery { offset: Some(offset), limit: Some(limit), log_level };
             print(&client(&conn)?.list_migration_task_logs(&id, &query).await?);

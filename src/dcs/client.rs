@@ -1,12 +1,18 @@
-//! The signed HTTP client for the 15 migration-task operations, with a shared client-side rate
-//! limit, per-call timeouts, and retries (exponential backoff with jitter) only where a retry
-//! cannot duplicate an effect.
+//! The signed HTTP client for the 15 migration-task operations and ShowJobInfo, with a shared
+//! client-side rate limit, per-call timeouts, and retries (exponential backoff with jitter) only
+//! where a retry cannot duplicate an effect.
+//!
+//! Safe against a hostile or misconfigured endpoint: redirects are never followed (a 3xx is
+//! [`DcsError::Redirected`]); each answer is read up to its operation's cap
+//! ([`Operation::max_answer_bytes`]); text kept from an error answer is bounded and scrubbed of
+//! every secret the request carried ([`super::scrub`]).
 
 use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::error::{DcsError, parse_error_body};
 use super::model::*;
 use super::operation::Operation;
+use super::scrub::{Scrubber, passwords_in};
 use super::signer::{self, SignableRequest};
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -17,8 +23,8 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Largest answer body read; anything longer is refused as undecodable, not buffered.
-const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Most bytes of an error answer read: its code and message are in the first few hundred.
+const MAX_ERROR_ANSWER_BYTES: usize = 64 * 1024;
 /// The API caps batch stop/restart at 50 task ids per call.
 pub const MAX_BATCH: usize = 50;
 
@@ -130,11 +136,13 @@ struct Call {
     path: String,
     query: Vec<(String, String)>,
     body: Option<Vec<u8>>,
+    /// The passwords in `body`, scrubbed from whatever the endpoint answers.
+    passwords: Vec<String>,
 }
 
 impl Call {
     fn new(operation: Operation, method: Method, path: String) -> Self {
-        Self { operation, method, path, query: Vec::new(), body: None }
+        Self { operation, method, path, query: Vec::new(), body: None, passwords: Vec::new() }
     }
 
     fn query(mut self, key: &str, value: Option<impl ToString>) -> Self {
@@ -147,6 +155,7 @@ impl Call {
     fn json(mut self, body: &impl Serialize) -> Result<Self, DcsError> {
         let bytes = serde_json::to_vec(body)
             .map_err(|e| DcsError::InvalidRequest(format!("{}: cannot encode the body: {e}", self.operation)))?;
+        self.passwords = serde_json::from_slice(&bytes).map(|value| passwords_in(&value)).unwrap_or_default();
         self.body = Some(bytes);
         Ok(self)
     }
@@ -191,6 +200,7 @@ impl DcsClient {
             .ok_or_else(|| DcsError::InvalidRequest(format!("qps must be a positive number, not {qps}")))?
             .allow_burst(burst);
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -217,8 +227,9 @@ impl DcsClient {
         self.send(Call::new(Operation::CreateMigrationTask, Method::POST, "/migration-task".into()).json(body)?).await
     }
 
-    /// `CreateOnlineMigrationTask`: answers only the task id (`instance_id`). Never retried
-    /// after an unknown outcome.
+    /// `CreateOnlineMigrationTask`: answers the task id (`instance_id`) and, where the API sends
+    /// it, the `job_id` of the job provisioning the migration ECS (see [`Self::show_job_info`]).
+    /// Never retried after an unknown outcome.
     pub async fn create_online_migration_task(
         &self,
         body: &CreateOnlineMigrationTaskBody,
@@ -260,7 +271,8 @@ impl DcsClient {
         self.send(call).await
     }
 
-    /// `ListMigrationTaskLogs`: one page of a task's log.
+    /// `ListMigrationTaskLogs`: one page of a task's log, newest lines first
+    /// ([`LogsQuery::newest_errors`] asks for the lines that say why a task failed).
     pub async fn list_migration_task_logs(
         &self,
         task_id: &str,
@@ -280,10 +292,10 @@ impl DcsClient {
         self.send(Call::new(Operation::StopMigrationTask, Method::POST, path)).await
     }
 
-    /// `StopMigrationTaskSync`: 204 with no body.
+    /// `StopMigrationTaskSync`: 204 with no body; any 2xx means accepted, whatever its body.
     pub async fn stop_migration_task_sync(&self, task_id: &str) -> Result<(), DcsError> {
         let path = format!("/migration-task/{}/sync-stop", segment(task_id));
-        self.send::<Empty>(Call::new(Operation::StopMigrationTaskSync, Method::POST, path)).await.map(drop)
+        self.send_accepted(Call::new(Operation::StopMigrationTaskSync, Method::POST, path)).await
     }
 
     /// `BatchStopMigrationTasks` for at most [`MAX_BATCH`] ids. HTTP 200 may still carry
@@ -297,12 +309,12 @@ impl DcsClient {
         self.batch(Operation::BatchRestartOnlineMigrationTasks, "/migration-tasks/batch-restart", task_ids).await
     }
 
-    /// `UpdateMigrationTask`: changes the resume mode.
+    /// `UpdateMigrationTask`: changes the resume mode; any 2xx means accepted, whatever its body.
     pub async fn update_migration_task(&self, task_id: &str, resume_mode: ResumeMode) -> Result<(), DcsError> {
         let path = format!("/migration-task/{}", segment(task_id));
         let call = Call::new(Operation::UpdateMigrationTask, Method::PUT, path)
             .json(&UpdateMigrationTaskBody { resume_mode })?;
-        self.send::<Empty>(call).await.map(drop)
+        self.send_accepted(call).await
     }
 
     /// `DeleteMigrationTask` (a DELETE with a JSON body). Answers the ids the API accepted; the
@@ -314,17 +326,27 @@ impl DcsClient {
         self.send::<DeleteTasksBody>(call).await.map(|b| b.task_id_list)
     }
 
-    /// `ExchangeInstanceIp`: switch-over. Never retried after an unknown outcome (a second
-    /// exchange would swap back).
+    /// `ExchangeInstanceIp`: starts a switch-over; any 2xx (the API answers 204) means accepted,
+    /// whatever its body. Its outcome is the top-level `task_status` of ShowMigrationTask
+    /// (`EXCHANGING`, then `EXCHANGE_SUCCESS` or a `*FAIL*` word). Never retried after an unknown
+    /// outcome (a second exchange would swap back).
     pub async fn exchange_instance_ip(&self, task_id: &str, body: &ExchangeInstanceIpBody) -> Result<(), DcsError> {
         let path = format!("/migration-task/{}/exchange-ip", segment(task_id));
-        self.send::<Empty>(Call::new(Operation::ExchangeInstanceIp, Method::POST, path).json(body)?).await.map(drop)
+        self.send_accepted(Call::new(Operation::ExchangeInstanceIp, Method::POST, path).json(body)?).await
     }
 
-    /// `RollbackExchangeInstanceIp`: reverts a switch-over. Never retried after an unknown outcome.
+    /// `RollbackExchangeInstanceIp`: reverts a switch-over; accepted as above, its outcome is
+    /// `ROLLBACK_SUCCESS` or a `*FAIL*` word in `task_status`. Never retried after an unknown outcome.
     pub async fn rollback_exchange_instance_ip(&self, task_id: &str) -> Result<(), DcsError> {
         let path = format!("/migration-task/{}/rollback-ip", segment(task_id));
-        self.send::<Empty>(Call::new(Operation::RollbackExchangeInstanceIp, Method::POST, path)).await.map(drop)
+        self.send_accepted(Call::new(Operation::RollbackExchangeInstanceIp, Method::POST, path)).await
+    }
+
+    /// `ShowJobInfo`: a DCS job, e.g. the one provisioning an online task (the `job_id` of
+    /// [`Self::create_online_migration_task`]); `fail_reason` says why provisioning failed.
+    pub async fn show_job_info(&self, job_id: &str) -> Result<JobInfo, DcsError> {
+        let path = format!("/jobs/{}", segment(job_id));
+        self.send(Call::new(Operation::ShowJobInfo, Method::GET, path)).await
     }
 
     async fn batch(&self, operation: Operation, path: &str, task_ids: &[String]) -> Result<BatchResult, DcsError> {
@@ -343,6 +365,25 @@ impl DcsClient {
 
     /// Sends a call with the retry policy and decodes its answer.
     async fn send<T: DeserializeOwned>(&self, call: Call) -> Result<T, DcsError> {
+        let scrubber = self.scrubber(&call);
+        let (status, body) = self.send_with_retries(&call, &scrubber).await?;
+        decode(call.operation, status, &body, &scrubber)
+    }
+
+    /// Sends a call whose 2xx answer means "accepted" whatever its body (`dcs-api.md` §12.2).
+    async fn send_accepted(&self, call: Call) -> Result<(), DcsError> {
+        let scrubber = self.scrubber(&call);
+        self.send_with_retries(&call, &scrubber).await.map(drop)
+    }
+
+    /// Every secret `call` carries: its passwords, the access key, the secret key, the token.
+    fn scrubber(&self, call: &Call) -> Scrubber {
+        let credentials = &self.inner.config.credentials;
+        let keys = [credentials.access_key(), credentials.secret_key(), credentials.security_token().unwrap_or("")];
+        Scrubber::new(call.passwords.iter().map(String::as_str).chain(keys))
+    }
+
+    async fn send_with_retries(&self, call: &Call, scrubber: &Scrubber) -> Result<(u16, Vec<u8>), DcsError> {
         let policy = self.inner.config.retry;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(policy.min_delay)
@@ -351,7 +392,7 @@ impl DcsClient {
             .with_total_delay(Some(policy.total_delay))
             .with_jitter();
         let operation = call.operation;
-        let (status, body) = (|| self.attempt(&call))
+        (|| self.attempt(call, scrubber))
             .retry(backoff)
             .when(|e: &DcsError| e.is_transient() && (operation.is_idempotent() || e.certainly_not_applied()))
             .notify(|e: &DcsError, delay: Duration| {
@@ -360,13 +401,12 @@ impl DcsClient {
                 }
                 tracing::debug!(%operation, class = e.class().as_str(), code = e.code(), ?delay, "retrying DCS call");
             })
-            .await?;
-        decode(operation, status, &body)
+            .await
     }
 
     /// One signed HTTP exchange, after waiting for the rate limiter, reported to the observer.
-    async fn attempt(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
-        let result = self.exchange(call).await;
+    async fn attempt(&self, call: &Call, scrubber: &Scrubber) -> Result<(u16, Vec<u8>), DcsError> {
+        let result = self.exchange(call, scrubber).await;
         if let Some(observer) = &self.inner.observer {
             let code = match &result {
                 Ok((status, _)) => status.to_string(),
@@ -377,7 +417,7 @@ impl DcsClient {
         result
     }
 
-    async fn exchange(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
+    async fn exchange(&self, call: &Call, scrubber: &Scrubber) -> Result<(u16, Vec<u8>), DcsError> {
         let config = &self.inner.config;
         self.inner.limiter.until_ready().await;
         let operation = call.operation;
@@ -411,32 +451,37 @@ impl DcsClient {
             request = request.body(bytes.clone());
         }
         let started = std::time::Instant::now();
-        let mut response = request.send().await.map_err(|e| network_error(operation, &e))?;
+        let mut response = request.send().await.map_err(|e| network_error(operation, &e, scrubber))?;
         let status = response.status().as_u16();
+        tracing::debug!(%operation, status, elapsed_ms = started.elapsed().as_millis() as u64, "DCS call");
+        if response.status().is_redirection() {
+            return Err(DcsError::Redirected { operation, status });
+        }
+        let success = response.status().is_success();
         let request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        // A body the caller decodes must be whole; of any other (an error, an answer that means
+        // "accepted" whatever it says) the start is enough and the rest is never buffered.
+        let limit = if success { operation.max_answer_bytes() } else { MAX_ERROR_ANSWER_BYTES };
+        let whole = success && operation.answer_has_content();
         let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| network_error(operation, &e))? {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(DcsError::Decode {
-                    operation,
-                    status,
-                    detail: format!("the answer exceeds {MAX_RESPONSE_BYTES} bytes"),
-                });
+        while let Some(chunk) = response.chunk().await.map_err(|e| network_error(operation, &e, scrubber))? {
+            if bytes.len() + chunk.len() > limit {
+                if whole {
+                    return Err(DcsError::Decode {
+                        operation,
+                        status,
+                        detail: format!("the answer exceeds {limit} bytes"),
+                    });
+                }
+                bytes.extend_from_slice(&chunk[..limit - bytes.len()]);
+                break;
             }
             bytes.extend_from_slice(&chunk);
         }
-        tracing::debug!(%operation, status, elapsed_ms = started.elapsed().as_millis() as u64, "DCS call");
-        if (200..300).contains(&status) {
+        if success {
             Ok((status, bytes))
         } else {
-            let mut error = parse_error_body(status, &bytes, request_id);
-            // The gateway names the access key in some refusals ("Get secretKey failed,ak:…"):
-            // the message goes into status and Events, so the key never does.
-            let access_key = config.credentials.access_key();
-            if !access_key.is_empty() {
-                error.message = error.message.replace(access_key, "***");
-            }
-            Err(DcsError::Api { operation, error })
+            Err(DcsError::Api { operation, error: parse_error_body(status, &bytes, request_id.as_deref(), scrubber) })
         }
     }
 }
@@ -458,7 +503,7 @@ fn outcome_code(e: &DcsError) -> String {
     }
 }
 
-fn network_error(operation: Operation, e: &reqwest::Error) -> DcsError {
+fn network_error(operation: Operation, e: &reqwest::Error, scrubber: &Scrubber) -> DcsError {
     use std::error::Error as _;
     let mut detail = if e.is_timeout() { "timed out".to_owned() } else { String::new() };
     let mut source = e.source();
@@ -472,13 +517,22 @@ fn network_error(operation: Operation, e: &reqwest::Error) -> DcsError {
     if detail.is_empty() {
         detail = "connection failed".to_owned();
     }
-    DcsError::Network { operation, sent: !e.is_connect(), detail }
+    DcsError::Network { operation, sent: !e.is_connect(), detail: scrubber.scrub(&detail) }
 }
 
-/// Decodes a success answer; an empty body (204, or a bare 200) decodes as `{}`.
-fn decode<T: DeserializeOwned>(operation: Operation, status: u16, body: &[u8]) -> Result<T, DcsError> {
+/// Decodes a success answer; an empty body (a bare 200) decodes as `{}`.
+fn decode<T: DeserializeOwned>(
+    operation: Operation,
+    status: u16,
+    body: &[u8],
+    scrubber: &Scrubber,
+) -> Result<T, DcsError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| DcsError::Decode { operation, status, detail: sanitize_decode_error(&e) })
+    serde_json::from_slice(body).map_err(|e| DcsError::Decode {
+        operation,
+        status,
+        detail: scrubber.scrub(&sanitize_decode_error(&e)),
+    })
 }
 
 /// serde_json quotes offending values in its messages (`invalid type: string "…"`); a value
@@ -509,8 +563,13 @@ mod tests {
 
     #[test]
     fn decode_errors_never_repeat_values_from_the_body() {
-        let err = decode::<MigrationTaskPage>(Operation::ListMigrationTask, 200, br#"{"migration_tasks": "s3cr3t"}"#)
-            .unwrap_err();
+        let err = decode::<MigrationTaskPage>(
+            Operation::ListMigrationTask,
+            200,
+            br#"{"migration_tasks": "s3cr3t"}"#,
+            &Scrubber::default(),
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(!text.contains("s3cr3t"), "{text}");
         assert!(text.contains("ListMigrationTask"), "{text}");
@@ -531,8 +590,8 @@ mod tests {
     }
 
     #[test]
-    fn empty_success_bodies_decode() {
-        assert_eq!(decode::<Empty>(Operation::StopMigrationTaskSync, 204, b"").unwrap(), Empty {});
-        assert_eq!(decode::<Empty>(Operation::UpdateMigrationTask, 200, b"{\"x\":1}").unwrap(), Empty {});
+    fn an_empty_success_body_decodes_as_an_empty_object() {
+        let page = decode::<MigrationTaskPage>(Operation::ListMigrationTask, 200, b" ", &Scrubber::default()).unwrap();
+        assert_eq!(page, MigrationTaskPage::default());
     }
 }

@@ -1,8 +1,10 @@
 //! Errors of the DCS client: the API's own error bodies (DCS, API gateway and legacy shapes),
-//! network failures and undecodable answers, classified for the retry policy and the controller.
-//! No variant holds a request or response body, so no echoed password can reach a message.
+//! refused redirects, network failures and undecodable answers, classified for the retry policy
+//! and the controller. No variant holds a request or response body; the bounded text kept from an
+//! answer is scrubbed of every secret the request carried (see [`super::scrub`]).
 
 use super::operation::Operation;
+use super::scrub::Scrubber;
 use serde_json::Value;
 
 /// What kind of failure an error is; decides retries and how the controller reports it.
@@ -49,7 +51,7 @@ pub struct ApiError {
     pub status: u16,
     /// `error_code`, e.g. `DCS.4133` or `APIGW.0301` (the HTTP status when the body had none).
     pub code: String,
-    /// `error_msg` (at most 1 KiB kept).
+    /// `error_msg` (at most [`MAX_MESSAGE`] bytes kept).
     pub message: String,
     /// The `X-Request-Id` header (or the gateway body's `request_id`), for support tickets.
     pub request_id: Option<String>,
@@ -64,6 +66,10 @@ pub enum DcsError {
     /// No usable answer arrived. `sent` tells whether the request may have reached the service.
     #[error("{operation} failed: network error{}: {detail}", if *.sent { " after the request was sent" } else { "" })]
     Network { operation: Operation, sent: bool, detail: String },
+    /// The endpoint answered a redirect. Redirects are never followed: the request carried
+    /// credentials, and nothing may be sent to wherever `Location` points.
+    #[error("{operation} failed: the endpoint answered HTTP {status} (redirects are not followed)")]
+    Redirected { operation: Operation, status: u16 },
     /// An answer arrived that is not the documented JSON.
     #[error("{operation} failed: cannot decode the HTTP {status} answer: {detail}")]
     Decode { operation: Operation, status: u16, detail: String },
@@ -81,6 +87,7 @@ impl DcsError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Api { error, .. } => classify(error.status, &error.code),
+            Self::Redirected { .. } => ErrorClass::BadRequest,
             Self::Network { .. } => ErrorClass::Network,
             Self::Decode { .. } => ErrorClass::Decode,
             Self::InvalidRequest(_) => ErrorClass::BadRequest,
@@ -99,7 +106,7 @@ impl DcsError {
     pub fn http_status(&self) -> Option<u16> {
         match self {
             Self::Api { error, .. } => Some(error.status),
-            Self::Decode { status, .. } => Some(*status),
+            Self::Redirected { status, .. } | Self::Decode { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -139,23 +146,37 @@ pub fn classify(status: u16, code: &str) -> ErrorClass {
     }
 }
 
-const MAX_MESSAGE: usize = 1024;
+/// Most bytes of an error message kept from an answer (`dcs-api.md` §6 bounds `error_msg` to 1024).
+pub const MAX_MESSAGE: usize = 1024;
+/// Most bytes of an error code or request id kept from an answer.
+const MAX_TOKEN: usize = 64;
+/// Most bytes of a non-JSON error page read for its text.
+const MAX_PAGE_SCAN: usize = 16 * 1024;
 
 /// Parses an error body of any of the shapes the API uses — DCS `{"error_code","error_msg"}`,
 /// gateway `{"error_code","error_msg","request_id"}`, `errorCode`/`errorMsg`, `code`/`message`,
 /// legacy `{"error":{"code","message"}}` — falling back to the status and the text (for HTML
-/// gateway pages, the text without markup).
-pub fn parse_error_body(status: u16, body: &[u8], header_request_id: Option<String>) -> ApiError {
+/// gateway pages, the text without markup). Every text kept is scrubbed with `scrubber` first,
+/// then bounded (so that no cut can leave part of a secret).
+pub fn parse_error_body(status: u16, body: &[u8], header_request_id: Option<&str>, scrubber: &Scrubber) -> ApiError {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     let found = json.as_ref().and_then(find_code_and_message);
-    let body_request_id = json.as_ref().and_then(|v| v.get("request_id")).and_then(Value::as_str).map(str::to_owned);
-    let (code, message) = found.unwrap_or_else(|| (status.to_string(), plain_text(body)));
+    let body_request_id = json.as_ref().and_then(|v| v.get("request_id")).and_then(Value::as_str);
+    let bounded = |text: &str, max: usize| truncate(&scrubber.scrub(text), max);
+    let (code, message) = match found {
+        Some((code, message)) => (bounded(&code, MAX_TOKEN), bounded(&message, MAX_MESSAGE)),
+        None => (status.to_string(), truncate(&plain_text(&scrubber.scrub(&lossy_prefix(body))), MAX_MESSAGE)),
+    };
     ApiError {
         status,
-        code: truncate(&code, 64),
-        message: truncate(&message, MAX_MESSAGE),
-        request_id: header_request_id.or(body_request_id),
+        code,
+        message,
+        request_id: header_request_id.or(body_request_id).map(|id| bounded(id, MAX_TOKEN)),
     }
+}
+
+fn lossy_prefix(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(MAX_PAGE_SCAN)]).into_owned()
 }
 
 fn find_code_and_message(v: &Value) -> Option<(String, String)> {
@@ -178,9 +199,8 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// The readable text of a non-JSON body: markup dropped, whitespace collapsed, bounded.
-fn plain_text(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(16 * 1024)]);
+/// The readable text of a non-JSON body: markup dropped, whitespace collapsed.
+fn plain_text(text: &str) -> String {
     let mut out = String::new();
     let mut in_tag = false;
     for c in text.chars() {
@@ -194,7 +214,7 @@ fn plain_text(body: &[u8]) -> String {
             _ => {}
         }
     }
-    truncate(&out.split_whitespace().collect::<Vec<_>>().join(" "), 200)
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -217,7 +237,8 @@ mod tests {
         let e = parse_error_body(
             400,
             br#"{"error_code":"DCS.4133","error_msg":"Instance job is not found."}"#,
-            Some("rid".into()),
+            Some("rid"),
+            &Scrubber::default(),
         );
         assert_eq!(e.code, "DCS.4133");
         assert_eq!(e.message, "Instance job is not found.");
@@ -231,6 +252,7 @@ mod tests {
             401,
             br#"{"error_msg":"Incorrect IAM authentication information","error_code":"APIGW.0301","request_id":"abc"}"#,
             None,
+            &Scrubber::default(),
         );
         assert_eq!(e.code, "APIGW.0301");
         assert_eq!(e.request_id.as_deref(), Some("abc"));
@@ -243,6 +265,7 @@ mod tests {
             400,
             br#"{"error":{"code":"111400063","message":"Invalid resume_mode parameter in the request."}}"#,
             None,
+            &Scrubber::default(),
         );
         assert_eq!(e.code, "111400063");
         assert_eq!(e.message, "Invalid resume_mode parameter in the request.");
@@ -251,10 +274,33 @@ mod tests {
 
     #[test]
     fn html_gateway_page_becomes_its_text() {
-        let e = parse_error_body(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", None);
+        let e =
+            parse_error_body(502, b"<html><body><h1>502 Bad Gateway</h1></body></html>", None, &Scrubber::default());
         assert_eq!(e.code, "502");
         assert_eq!(e.message, "502 Bad Gateway");
         assert_eq!(classify(e.status, &e.code), ErrorClass::Server);
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_before_text_is_cut() {
+        let secret = "S3cretPassw0rd";
+        let scrubber = Scrubber::new([secret]);
+        let message = format!("{}{secret}", "x".repeat(MAX_MESSAGE - 4));
+        let body = serde_json::json!({"error_code": "DCS.4063", "error_msg": message, "request_id": secret});
+        let e = parse_error_body(400, body.to_string().as_bytes(), None, &scrubber);
+        assert_eq!(e.code, "DCS.4063");
+        assert!(!format!("{e:?}").contains("S3cr"), "{e:?}");
+        let page = format!("<html><body><pre>{{\"password\": \"{secret}\"}}</pre></body></html>");
+        let e = parse_error_body(400, page.as_bytes(), Some(secret), &scrubber);
+        assert!(!format!("{e:?}").contains(secret), "{e:?}");
+        assert_eq!(e.request_id.as_deref(), Some("***"));
+    }
+
+    #[test]
+    fn long_request_ids_are_bounded() {
+        let id = "r".repeat(10_000);
+        let e = parse_error_body(500, b"{}", Some(&id), &Scrubber::default());
+        assert!(e.request_id.unwrap().len() <= MAX_TOKEN + 4);
     }
 
     #[test]
@@ -276,6 +322,7 @@ mod tests {
                 400,
                 br#"{"error_code":"DCS.4133","error_msg":"Instance job is not found."}"#,
                 None,
+                &Scrubber::default(),
             ),
         };
         assert_eq!(e.to_string(), "ShowMigrationTask failed: DCS.4133 Instance job is not found. (HTTP 400)");

@@ -1,5 +1,5 @@
 //! The DCS migration-task API client: wire models, the SDK-HMAC-SHA256 signer, endpoints,
-//! typed errors, retries and client-side throttling.
+//! typed errors, retries, client-side throttling and scrubbing of secrets from answers.
 
 pub mod client;
 pub mod credentials;
@@ -8,6 +8,7 @@ pub mod error;
 pub mod lenient;
 pub mod model;
 pub mod operation;
+pub mod scrub;
 pub mod signer;
 
 pub use client::{CallObserver, ClientConfig, DcsClient, RateLimit, RetryPolicy};

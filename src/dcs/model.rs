@@ -1,5 +1,5 @@
-//! Typed request and response bodies of the 15 migration-task operations (field names as the
-//! official SDK's models, `dcs-api.md` §2–§3, §12). Responses decode tolerantly: unknown fields
+//! Typed request and response bodies of the 15 migration-task operations and ShowJobInfo (field
+//! names as the official SDK's models, `dcs-api.md` §2–§3, §12). Responses decode tolerantly: unknown fields
 //! are ignored, scalars accept string or number, and echoed passwords are discarded on decode.
 
 use super::lenient::{self, RedactedPassword};
@@ -268,13 +268,23 @@ pub struct ListQuery {
     pub name: Option<String>,
 }
 
-/// Query of `ListMigrationTaskLogs`.
+/// Query of `ListMigrationTaskLogs`. The API answers the newest lines first.
 #[derive(Debug, Clone, Default)]
 pub struct LogsQuery {
     pub offset: Option<u32>,
     pub limit: Option<u32>,
     /// `INFO`, `ERROR`, `WARN` or `DEBUG`.
     pub log_level: Option<String>,
+}
+
+/// The `log_level` of the lines that say why a task failed (`dcs-api.md` §12.3).
+pub const LOG_LEVEL_ERROR: &str = "ERROR";
+
+impl LogsQuery {
+    /// The newest `limit` `ERROR` lines of a task: where the detailed reason of a failure is.
+    pub fn newest_errors(limit: u32) -> Self {
+        Self { offset: Some(0), limit: Some(limit), log_level: Some(LOG_LEVEL_ERROR.to_owned()) }
+    }
 }
 
 // ---------------------------------------------------------------- responses
@@ -299,9 +309,50 @@ pub struct OnlineTaskCreated {
     /// The new task's id.
     #[serde(default, deserialize_with = "lenient::string")]
     pub instance_id: Option<String>,
-    /// Undocumented provisioning job id.
+    /// The job provisioning the migration ECS (not in the SDK model; read it with `ShowJobInfo`).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::string")]
     pub job_id: Option<String>,
+}
+
+/// Answer of `ShowJobInfo`: a DCS job, e.g. the one provisioning an online task (`dcs-api.md` §12.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct JobInfo {
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::string")]
+    pub job_type: Option<String>,
+    /// `SUCCESS`, `FAIL`; any other word means still running.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::string")]
+    pub begin_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::string")]
+    pub end_time: Option<String>,
+    /// Why the job failed: the only place that says why provisioning failed.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient::string")]
+    pub fail_reason: Option<String>,
+}
+
+/// How a [`JobInfo`] ended, read from its status word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// `SUCCESS`.
+    Succeeded,
+    /// `FAIL` (or `FAILED`): see `fail_reason`.
+    Failed,
+    /// Any other word, or none: not ended yet.
+    Pending,
+}
+
+impl JobInfo {
+    /// The outcome, case-insensitively from `status`.
+    pub fn outcome(&self) -> JobOutcome {
+        match self.status.as_deref().map(|s| s.trim().to_ascii_uppercase()).as_deref() {
+            Some("SUCCESS") => JobOutcome::Succeeded,
+            Some("FAIL" | "FAILED") => JobOutcome::Failed,
+            _ => JobOutcome::Pending,
+        }
+    }
 }
 
 /// A source or target instance as show/stop describe it. The password is never kept.
@@ -530,10 +581,6 @@ pub struct BatchResult {
     pub migration_tasks: Vec<BatchItemResult>,
 }
 
-/// Answers whose body carries nothing the caller needs (update, exchange, rollback, sync stop).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Empty {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,6 +623,24 @@ mod tests {
         };
         assert!(serde_json::to_string(&body).unwrap().contains("hunter2"));
         assert!(!format!("{body:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn job_info_decodes_leniently_and_tells_its_outcome() {
+        let job: JobInfo = serde_json::from_str(
+            r#"{"job_id": 7, "job_type": "createMigrationTask", "status": "FAIL", "begin_time": "2024-01-01T00:00:00.000Z",
+                "end_time": null, "fail_reason": "The network ip insufficient.", "entities": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(job.job_id.as_deref(), Some("7"));
+        assert_eq!(job.outcome(), JobOutcome::Failed);
+        assert_eq!(job.fail_reason.as_deref(), Some("The network ip insufficient."));
+        let running: JobInfo = serde_json::from_str(r#"{"status": "RUNNING"}"#).unwrap();
+        assert_eq!(running.outcome(), JobOutcome::Pending);
+        assert_eq!(
+            serde_json::from_str::<JobInfo>(r#"{"status": "success"}"#).unwrap().outcome(),
+            JobOutcome::Succeeded
+        );
     }
 
     #[test]

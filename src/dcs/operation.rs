@@ -1,4 +1,5 @@
-//! The 15 migration-task operations, named as the official SDK names them.
+//! The 15 migration-task operations and `ShowJobInfo` (the provisioning job of an online task),
+//! named as the official SDK names them.
 
 /// One operation of the migration-task API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,11 +19,12 @@ pub enum Operation {
     DeleteMigrationTask,
     ExchangeInstanceIp,
     RollbackExchangeInstanceIp,
+    ShowJobInfo,
 }
 
 impl Operation {
-    /// Every operation, in the order of `dcs-api.md` §2 and §12.
-    pub const ALL: [Operation; 15] = [
+    /// Every operation, in the order of `dcs-api.md` §2, §12 and §12.1.
+    pub const ALL: [Operation; 16] = [
         Self::CreateMigrationTask,
         Self::CreateOnlineMigrationTask,
         Self::SetOnlineMigrationTask,
@@ -38,6 +40,7 @@ impl Operation {
         Self::DeleteMigrationTask,
         Self::ExchangeInstanceIp,
         Self::RollbackExchangeInstanceIp,
+        Self::ShowJobInfo,
     ];
 
     /// The SDK's operation name (also the simulator's call-count key).
@@ -58,6 +61,7 @@ impl Operation {
             Self::DeleteMigrationTask => "DeleteMigrationTask",
             Self::ExchangeInstanceIp => "ExchangeInstanceIp",
             Self::RollbackExchangeInstanceIp => "RollbackExchangeInstanceIp",
+            Self::ShowJobInfo => "ShowJobInfo",
         }
     }
 
@@ -87,8 +91,62 @@ impl Operation {
     }
 }
 
+/// KiB, for the caps below.
+const KIB: usize = 1024;
+
+impl Operation {
+    /// False for the operations whose 2xx answer means "accepted" whatever its body (empty, `{}`,
+    /// `null`, text: `dcs-api.md` §12.2): nothing in it is decoded.
+    pub fn answer_has_content(self) -> bool {
+        !matches!(
+            self,
+            Self::UpdateMigrationTask
+                | Self::StopMigrationTaskSync
+                | Self::ExchangeInstanceIp
+                | Self::RollbackExchangeInstanceIp
+        )
+    }
+
+    /// The most bytes of a success answer read; a longer answer to be decoded is refused, not
+    /// buffered. Measured on the simulator's answers (`tests/answer_caps.rs` keeps these honest:
+    /// every cap is at least 3× the largest answer):
+    /// - a ListMigrationTask page of 1,000 rows (the API's largest `limit`) with 64-character
+    ///   names, 256-character descriptions, three addresses a side and every field set: 1.2 MiB;
+    ///   cap 4 MiB;
+    /// - a ListMigrationTaskLogs page of 1,000 lines of up to 256 bytes: 0.25 MiB; cap 1 MiB;
+    /// - a task (show, stop) of a backup import naming 100 files with long names: 17 KiB; cap 256 KiB;
+    /// - the others: a batch answer of 50 items 3.4 KiB, stats 150 bytes; cap 64 KiB.
+    pub fn max_answer_bytes(self) -> usize {
+        match self {
+            Self::ListMigrationTask => 4 * KIB * KIB,
+            Self::ListMigrationTaskLogs => KIB * KIB,
+            Self::ShowMigrationTask | Self::StopMigrationTask => 256 * KIB,
+            _ => 64 * KIB,
+        }
+    }
+}
+
 impl std::fmt::Display for Operation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_update_exchange_rollback_and_sync_stop_are_accepted_whatever_their_body() {
+        let no_content: Vec<_> = Operation::ALL.into_iter().filter(|op| !op.answer_has_content()).collect();
+        assert_eq!(
+            no_content,
+            [
+                Operation::StopMigrationTaskSync,
+                Operation::UpdateMigrationTask,
+                Operation::ExchangeInstanceIp,
+                Operation::RollbackExchangeInstanceIp,
+            ]
+        );
     }
 }

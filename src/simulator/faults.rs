@@ -1,7 +1,9 @@
 //! Fault injection (`PUT /_sim/faults`): errors, throttling, dropped connections, lost replies,
-//! latency and hostile answers (`garbageRate` with a `garbage` kind: a gateway's HTML 502, a 200
-//! with wrong JSON types, a body larger than any client should buffer, truncated JSON),
-//! optionally limited to some operations.
+//! latency, hostile answers (`garbageRate` with a `garbage` kind: a gateway's HTML 502, a 200
+//! with wrong JSON types, a body larger than any client should buffer, truncated JSON) and
+//! doomed effects (`switchFailRate`: an accepted exchange/rollback ends `EXCHANGE_FAILED` /
+//! `ROLLBACK_FAILED`; `provisionFailRate`: a created online task's job ends `FAIL`), optionally
+//! limited to some operations.
 
 use std::time::Duration;
 
@@ -36,6 +38,12 @@ pub struct Faults {
     /// The kind of garbage (default `mixed`: a kind drawn per call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garbage: Option<Garbage>,
+    /// Share of accepted exchange-ip / rollback-ip calls whose switch ends failed (0–1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub switch_fail_rate: f64,
+    /// Share of CreateOnlineMigrationTask calls whose provisioning job ends `FAIL` (0–1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub provision_fail_rate: f64,
     /// SDK operation names the faults apply to; absent: every operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operations: Option<Vec<String>>,
@@ -106,6 +114,8 @@ impl Faults {
             ("dropRate", self.drop_rate),
             ("lostReplyRate", self.lost_reply_rate),
             ("garbageRate", self.garbage_rate),
+            ("switchFailRate", self.switch_fail_rate),
+            ("provisionFailRate", self.provision_fail_rate),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(FaultsError::RateOutOfRange { field, value });
@@ -136,6 +146,17 @@ impl Faults {
         self.operations.as_ref().is_none_or(|ops| ops.iter().any(|name| name == operation.name()))
     }
 
+    /// True when the switch-over or provisioning job this call of `operation` starts is to fail
+    /// (drawn per call; false for every other operation).
+    pub fn dooms(&self, operation: Operation) -> bool {
+        let rate = match operation {
+            Operation::ExchangeInstanceIp | Operation::RollbackExchangeInstanceIp => self.switch_fail_rate,
+            Operation::CreateOnlineMigrationTask => self.provision_fail_rate,
+            _ => 0.0,
+        };
+        rate > 0.0 && self.applies_to(operation) && rand::rng().random::<f64>() < rate
+    }
+
     /// The delay and the fault (if any) for one call of `operation`.
     pub fn decide(&self, operation: Operation) -> (Duration, Option<Fault>) {
         if self.is_inactive() || !self.applies_to(operation) {
@@ -161,7 +182,7 @@ impl Faults {
     }
 }
 
-/// Size of the [`Garbage::Huge`] body: 20 MiB, beyond the operator's 16 MiB answer limit.
+/// Size of the [`Garbage::Huge`] body: 20 MiB, beyond every cap of the operator's client (4 MiB at most).
 pub const HUGE_BODY_BYTES: usize = 20 * 1024 * 1024;
 
 /// A gateway's error page, as nginx-based API gateways send it.
@@ -224,6 +245,24 @@ mod tests {
         assert_eq!(html.decide(Operation::ShowMigrationTask).1, Some(Fault::Garbage(Garbage::Html)));
         assert!(serde_json::from_str::<Faults>(r#"{"garbage": "poetry"}"#).is_err());
         assert!(Faults { garbage_rate: 2.0, ..Faults::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn doomed_effects_touch_only_switches_and_online_creation() {
+        let faults: Faults = serde_json::from_str(r#"{"switchFailRate": 1.0, "provisionFailRate": 1.0}"#).unwrap();
+        assert!(faults.dooms(Operation::ExchangeInstanceIp));
+        assert!(faults.dooms(Operation::RollbackExchangeInstanceIp));
+        assert!(faults.dooms(Operation::CreateOnlineMigrationTask));
+        assert!(!faults.dooms(Operation::ShowMigrationTask));
+        assert_eq!(faults.decide(Operation::ExchangeInstanceIp), (Duration::ZERO, None), "the call itself succeeds");
+        let only_rollback = Faults {
+            switch_fail_rate: 1.0,
+            operations: Some(vec!["RollbackExchangeInstanceIp".into()]),
+            ..Faults::default()
+        };
+        assert!(!only_rollback.dooms(Operation::ExchangeInstanceIp));
+        assert!(only_rollback.dooms(Operation::RollbackExchangeInstanceIp));
+        assert!(Faults { switch_fail_rate: -0.1, ..Faults::default() }.validate().is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The 15 migration-task operations: request validation, the state changes and the answers, with the
-//! real API's quirks (see the module docs of [`crate::simulator`]).
+//! The 15 migration-task operations and ShowJobInfo: request validation, the state changes and the
+//! answers, with the real API's quirks (see the module docs of [`crate::simulator`]).
 
 use std::sync::Mutex;
 
@@ -10,9 +10,11 @@ use serde_json::{Value, json};
 
 use super::body::{Fields, is_valid_task_name, parse_object, parse_optional_object};
 use super::error::ApiError;
+use super::job::Job;
 use super::lifecycle::{BackupFile, BackupFiles, Endpoint, Kind, Method, Network, Status, Task, instance_name_for};
 use super::routes::{ApiRoute, Operation, is_well_formed_task_id};
 use super::store::TaskStore;
+use super::switchover::SwitchKind;
 
 /// Batch calls take at most this many ids.
 pub const MAX_BATCH: usize = 50;
@@ -45,13 +47,15 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Runs one authenticated API call.
+/// Runs one authenticated API call. `doomed`: the switch-over or provisioning job the call starts
+/// will fail (a `switchFailRate` / `provisionFailRate` fault); other calls ignore it.
 pub fn handle(
     store: &Mutex<TaskStore>,
     route: &ApiRoute,
     query: &[(String, String)],
     body: &[u8],
     now: Timestamp,
+    doomed: bool,
 ) -> Result<Reply, ApiError> {
     let task_id = match &route.task_id {
         Some(id) if is_well_formed_task_id(id) => id.as_str(),
@@ -61,7 +65,7 @@ pub fn handle(
     use Operation::*;
     match route.operation {
         CreateMigrationTask => create_backup_import(store, body, now),
-        CreateOnlineMigrationTask => create_online(store, body, now),
+        CreateOnlineMigrationTask => create_online(store, body, now, doomed),
         SetOnlineMigrationTask => configure(store, task_id, body, now),
         ShowMigrationTask => show(store, task_id, now),
         ShowMigrationTaskStats => stats(store, task_id, now),
@@ -73,8 +77,9 @@ pub fn handle(
         BatchRestartOnlineMigrationTasks => batch_restart(store, body, now),
         UpdateMigrationTask => update(store, task_id, body, now),
         DeleteMigrationTask => delete(store, body, now),
-        ExchangeInstanceIp => exchange_ip(store, task_id, body, now),
-        RollbackExchangeInstanceIp => rollback_ip(store, task_id, now),
+        ExchangeInstanceIp => exchange_ip(store, task_id, body, now, doomed),
+        RollbackExchangeInstanceIp => rollback_ip(store, task_id, now, doomed),
+        ShowJobInfo => show_job(store, task_id, now),
     }
 }
 
@@ -161,7 +166,7 @@ fn file_size(item: &Fields<'_>) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn create_online(store: &Mutex<TaskStore>, body: &[u8], now: Timestamp) -> Result<Reply, ApiError> {
+fn create_online(store: &Mutex<TaskStore>, body: &[u8], now: Timestamp, doomed: bool) -> Result<Reply, ApiError> {
     let map = parse_object(body)?;
     let f = Fields::new(&map);
     let name = valid_task_name(&f, "name")?;
@@ -171,11 +176,18 @@ fn create_online(store: &Mutex<TaskStore>, body: &[u8], now: Timestamp) -> Resul
         subnet_id: f.required_str("subnet_id")?.to_owned(),
         security_group_id: f.required_str("security_group_id")?.to_owned(),
     };
-    let id = new_id();
-    let task = Task::online(id.clone(), name.to_owned(), description.map(str::to_owned), network, now);
+    let (id, job_id) = (new_id(), new_id());
+    let job = Job::new(job_id.clone(), now, doomed);
+    let task = Task::online(id.clone(), name.to_owned(), description.map(str::to_owned), network, job, now);
     lock(store).insert(task);
     // Quirk: only the task id (as `instance_id`) and an undocumented job id.
-    Ok(Reply::ok(&json!({"instance_id": id, "job_id": new_id()})))
+    Ok(Reply::ok(&json!({"instance_id": id, "job_id": job_id})))
+}
+
+fn show_job(store: &Mutex<TaskStore>, job_id: &str, now: Timestamp) -> Result<Reply, ApiError> {
+    let mut store = lock(store);
+    let job = store.job(job_id, now).ok_or_else(ApiError::task_not_found)?;
+    Ok(Reply::ok(&job))
 }
 
 fn config_endpoint(f: &Fields<'_>, key: &str) -> Result<Endpoint, ApiError> {
@@ -438,7 +450,13 @@ fn delete(store: &Mutex<TaskStore>, body: &[u8], now: Timestamp) -> Result<Reply
     Ok(Reply::ok(&json!({"task_id_list": found})))
 }
 
-fn exchange_ip(store: &Mutex<TaskStore>, id: &str, body: &[u8], now: Timestamp) -> Result<Reply, ApiError> {
+fn exchange_ip(
+    store: &Mutex<TaskStore>,
+    id: &str,
+    body: &[u8],
+    now: Timestamp,
+    doomed: bool,
+) -> Result<Reply, ApiError> {
     let map = parse_optional_object(body)?;
     let f = Fields::new(&map);
     let ips: Vec<String> = if map.get("exchanged_ip").is_none_or(Value::is_null) {
@@ -451,30 +469,25 @@ fn exchange_ip(store: &Mutex<TaskStore>, id: &str, body: &[u8], now: Timestamp) 
     let timing = *store.timing();
     let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
     let ready = matches!(task.status, Status::IncrMigrating | Status::Success);
-    if task.kind != Kind::Online || !ready || task.switchover.busy_until.is_some() {
+    if task.kind != Kind::Online || !ready || task.switchover.is_running() {
         return Err(ApiError::wrong_state());
     }
     let s = &mut task.switchover;
-    s.exchanged = true;
-    s.exchanges += 1;
     s.exchanged_ips = ips;
     s.exchange_domain = domain;
-    s.busy_until = Some(now.checked_add(timing.phase).unwrap_or(Timestamp::MAX));
+    s.begin(SwitchKind::Exchange, now.checked_add(timing.phase).unwrap_or(Timestamp::MAX), doomed);
     task.log(now, "INFO", "MIGRATION_IP_SWITCH_STARTED", "Exchanging the source and target IP addresses.");
-    Ok(Reply::ok(&json!({})))
+    Ok(Reply::no_content())
 }
 
-fn rollback_ip(store: &Mutex<TaskStore>, id: &str, now: Timestamp) -> Result<Reply, ApiError> {
+fn rollback_ip(store: &Mutex<TaskStore>, id: &str, now: Timestamp, doomed: bool) -> Result<Reply, ApiError> {
     let mut store = lock(store);
     let timing = *store.timing();
     let task = store.get_mut(id, now).ok_or_else(ApiError::task_not_found)?;
-    if !task.switchover.exchanged || task.switchover.busy_until.is_some() {
+    if !task.switchover.exchanged || task.switchover.is_running() {
         return Err(ApiError::wrong_state());
     }
-    let s = &mut task.switchover;
-    s.exchanged = false;
-    s.rollbacks += 1;
-    s.busy_until = Some(now.checked_add(timing.phase).unwrap_or(Timestamp::MAX));
+    task.switchover.begin(SwitchKind::Rollback, now.checked_add(timing.phase).unwrap_or(Timestamp::MAX), doomed);
     task.log(now, "INFO", "MIGRATION_IP_ROLLBACK_STARTED", "Rolling back the IP address exchange.");
-    Ok(Reply::ok(&json!({})))
+    Ok(Reply::no_content())
 }

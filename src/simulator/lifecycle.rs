@@ -2,22 +2,24 @@
 //! `(status, entered_at)` whenever the task is read: no timers run, so idle tasks cost nothing.
 //!
 //! - backup import: `MIGRATING` → `SUCCESS`
-//! - online: `CREATING` → `RUNNING` (awaits configuration) → configure → `FULLMIGRATING` →
-//!   `SUCCESS` (full) or `INCRMIGEATING` (incremental; stays until stopped)
+//! - online: `CREATING` (its provisioning job runs, see [`super::job`]) → `RUNNING` (awaits
+//!   configuration) → configure → `FULLMIGRATING` → `SUCCESS` (full) or `INCRMIGEATING`
+//!   (incremental; stays until stopped); a doomed provisioning job ends `CREATING` in `FAILED`
 //! - stop: `TERMINATING` → `TERMINATED`; sync-stop: `TERMINATED` at once
 //! - restart (online, from `TERMINATED`/`FAILED`): `FULLMIGRATING` → …
 //! - release (online, when configured): an ended task becomes `RELEASED` with `released_at`
 //!
-//! Each transitional state lasts one phase. After an IP exchange the source and target instances
-//! report each other's IP until a rollback. IP switch-over marks `task_status: EXCHANGING` for one
-//! phase.
+//! Each transitional state lasts one phase, and so does an IP switch-over (see [`super::switchover`]).
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-/// How long the transitional states last.
+use super::job::{FAIL_REASON, Job};
+use super::switchover::Switchover;
+
+/// How long the transitional states last, and what a switch-over does.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     /// Duration of each transitional state (`CREATING`, `MIGRATING`, `FULLMIGRATING`,
@@ -25,6 +27,8 @@ pub struct Timing {
     pub phase: Duration,
     /// Time after which an ended online task becomes `RELEASED`; `None`: never.
     pub release_after: Option<Duration>,
+    /// Whether source and target report each other's IP after an exchange.
+    pub swap_ips: bool,
 }
 
 /// The task's `status` word.
@@ -223,25 +227,6 @@ pub struct LogEntry {
     pub keyword: Vec<String>,
 }
 
-/// What the IP switch-over API did to a task.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Switchover {
-    /// True after an exchange, false again after a rollback.
-    pub exchanged: bool,
-    /// Number of accepted exchange-ip calls.
-    pub exchanges: u32,
-    /// Number of accepted rollback-ip calls.
-    pub rollbacks: u32,
-    /// The `exchanged_ip` of the last exchange.
-    pub exchanged_ips: Vec<String>,
-    /// The `is_exchange_domain` of the last exchange.
-    pub exchange_domain: bool,
-    /// When the switch in progress (if any) ends: `task_status` reads `EXCHANGING` until then.
-    #[serde(skip)]
-    pub busy_until: Option<Timestamp>,
-}
-
 const MAX_LOGS_PER_TASK: usize = 100;
 
 /// One migration task.
@@ -267,6 +252,8 @@ pub struct Task {
     pub bandwidth_limit_mb: Option<String>,
     pub ecs_private_ip: Option<String>,
     pub switchover: Switchover,
+    /// The provisioning job of an online task.
+    pub job: Option<Job>,
     /// Full-sync progress (percent) frozen when the task stopped or failed mid-way.
     pub frozen_progress: Option<u32>,
     /// Number of keys in the source (grows slowly during incremental sync).
@@ -325,10 +312,18 @@ impl Task {
         task
     }
 
-    /// A new online task in `CREATING` (its migration ECS is being provisioned).
-    pub fn online(id: String, name: String, description: Option<String>, network: Network, now: Timestamp) -> Self {
+    /// A new online task in `CREATING` (its migration ECS is being provisioned by `job`).
+    pub fn online(
+        id: String,
+        name: String,
+        description: Option<String>,
+        network: Network,
+        job: Job,
+        now: Timestamp,
+    ) -> Self {
         let mut task = Self::blank(id, name, description, Kind::Online, Status::Creating, now);
         task.network = Some(network);
+        task.job = Some(job);
         task.log(now, "INFO", "MIGRATION_TASK_CREATED", "The online migration task has been created.");
         task.log(now, "INFO", "MIGRATION_ECS_CREATING", "Creating the migration ECS.");
         task
@@ -363,6 +358,7 @@ impl Task {
             bandwidth_limit_mb: None,
             ecs_private_ip: None,
             switchover: Switchover::default(),
+            job: None,
             frozen_progress: None,
             source_keys,
             logs: Vec::new(),
@@ -392,20 +388,13 @@ impl Task {
 
     /// Applies every transition due by `now`, each at the time it was due.
     pub fn advance(&mut self, now: Timestamp, timing: &Timing) {
-        if let Some(until) = self.switchover.busy_until
-            && until <= now
-        {
-            self.switchover.busy_until = None;
-            self.log(until, "INFO", "MIGRATION_IP_SWITCH_DONE", "The IP address switch-over has finished.");
+        if let Some((at, (level, code, message))) = self.switchover.finish_due(now) {
+            self.log(at, level, code, message);
         }
         loop {
             let due = after(self.entered_at, timing.phase);
             match self.status {
-                Status::Creating if due <= now => {
-                    self.ecs_private_ip = Some(self.derived_ecs_ip());
-                    self.enter(Status::Running, due);
-                    self.log(due, "INFO", "MIGRATION_ECS_CREATED", "The migration ECS is ready; configure the task.");
-                }
+                Status::Creating if due <= now => self.end_provisioning(due),
                 Status::Migrating if due <= now => {
                     self.enter(Status::Success, due);
                     self.log(due, "INFO", "MIGRATION_SUCCESS", "The backup files have been imported.");
@@ -444,6 +433,23 @@ impl Task {
         }
     }
 
+    /// The provisioning job ends: the task awaits configuration, or fails with the job's reason.
+    fn end_provisioning(&mut self, due: Timestamp) {
+        let fails = self.job.as_ref().is_some_and(|j| j.fails);
+        if let Some(job) = &mut self.job {
+            job.end = Some(due);
+        }
+        if fails {
+            self.error_message = Some(FAIL_REASON.to_owned());
+            self.enter(Status::Failed, due);
+            self.log(due, "ERROR", "MIGRATION_ECS_CREATE_FAILED", FAIL_REASON);
+        } else {
+            self.ecs_private_ip = Some(self.derived_ecs_ip());
+            self.enter(Status::Running, due);
+            self.log(due, "INFO", "MIGRATION_ECS_CREATED", "The migration ECS is ready; configure the task.");
+        }
+    }
+
     fn derived_ecs_ip(&self) -> String {
         let h = fnv(&self.id);
         format!("10.{}.{}.{}", (h >> 16) % 250 + 1, (h >> 8) % 250, h % 250 + 2)
@@ -471,20 +477,16 @@ impl Task {
         self.frozen_progress = Some(self.progress(now, timing));
     }
 
-    /// `task_status`: `EXCHANGING` while an IP switch-over runs.
-    pub fn task_status(&self) -> Option<&'static str> {
-        self.switchover.busy_until.map(|_| "EXCHANGING")
-    }
-
-    /// After an IP exchange each instance carries the other's IP (until a rollback).
+    /// After an IP exchange each instance carries the other's IP (until a rollback), when the
+    /// simulator swaps IPs.
     fn exchanged_ip(&self, other: &Option<Endpoint>) -> Option<String> {
-        self.switchover.exchanged.then(|| other.as_ref().map(Endpoint::ip)).flatten()
+        self.switchover.ips_swapped().then(|| other.as_ref().map(Endpoint::ip)).flatten()
     }
 
     /// The detail view (ShowMigrationTask, StopMigrationTask), passwords included.
     pub fn show_view(&self) -> ShowView<'_> {
         let network = self.network.as_ref();
-        let instance_status = self.task_status().unwrap_or("RUNNING");
+        let instance_status = self.switchover.instance_status();
         ShowView {
             task_id: &self.id,
             task_name: &self.name,
@@ -507,7 +509,7 @@ impl Task {
             tenant_subnet_id: network.map(|n| n.subnet_id.as_str()),
             tenant_security_group_id: network.map(|n| n.security_group_id.as_str()),
             bandwidth_limit_mb: self.bandwidth_limit_mb.as_deref(),
-            task_status: self.task_status(),
+            task_status: self.switchover.task_status(),
         }
     }
 
@@ -688,7 +690,7 @@ mod tests {
     use super::*;
 
     fn timing() -> Timing {
-        Timing { phase: Duration::from_secs(2), release_after: Some(Duration::from_secs(10)) }
+        Timing { phase: Duration::from_secs(2), release_after: Some(Duration::from_secs(10)), swap_ips: true }
     }
 
     fn network() -> Network {
@@ -698,7 +700,7 @@ mod tests {
     #[test]
     fn online_task_waits_for_configuration_after_creating() {
         let t0 = Timestamp::from_second(1_700_000_000).unwrap();
-        let mut task = Task::online("a".repeat(32), "t1".into(), None, network(), t0);
+        let mut task = Task::online("a".repeat(32), "t1".into(), None, network(), Job::new("j".into(), t0, false), t0);
         task.advance(after(t0, Duration::from_secs(1)), &timing());
         assert_eq!(task.status, Status::Creating);
         assert!(task.ecs_private_ip.is_none());
@@ -711,7 +713,7 @@ mod tests {
     #[test]
     fn incremental_task_streams_until_stopped_and_full_task_is_released_after_success() {
         let t0 = Timestamp::from_second(1_700_000_000).unwrap();
-        let mut inc = Task::online("b".repeat(32), "t".into(), None, network(), t0);
+        let mut inc = Task::online("b".repeat(32), "t".into(), None, network(), Job::new("j".into(), t0, false), t0);
         inc.advance(after(t0, Duration::from_secs(3)), &timing());
         inc.method = Some(Method::Incremental);
         inc.enter(Status::FullMigrating, after(t0, Duration::from_secs(3)));
@@ -726,6 +728,20 @@ mod tests {
         full.advance(after(t0, Duration::from_secs(100)), &timing());
         assert_eq!(full.status, Status::Released);
         assert_eq!(full.released_at, Some(after(t0, Duration::from_secs(15))));
+    }
+
+    #[test]
+    fn a_doomed_provisioning_job_fails_the_task_with_its_reason() {
+        let t0 = Timestamp::from_second(1_700_000_000).unwrap();
+        let mut task = Task::online("d".repeat(32), "t".into(), None, network(), Job::new("j".into(), t0, true), t0);
+        task.advance(after(t0, Duration::from_secs(1)), &timing());
+        assert_eq!((&task.status, task.job.as_ref().unwrap().view().status), (&Status::Creating, "RUNNING"));
+        task.advance(after(t0, Duration::from_secs(3)), &timing());
+        assert_eq!(task.status, Status::Failed);
+        assert_eq!(task.job.as_ref().unwrap().view().status, "FAIL");
+        assert_eq!(task.error_message.as_deref(), Some(FAIL_REASON));
+        assert!(task.logs.iter().any(|l| l.log_level == "ERROR" && l.message == FAIL_REASON));
+        assert!(task.ecs_private_ip.is_none(), "a failed job released nothing to release");
     }
 
     #[test]

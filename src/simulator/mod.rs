@@ -1,12 +1,14 @@
 //! The DCS simulator: the migration-task API of `dcs-api.md` on real HTTP, for tests and demos.
 //!
-//! It serves the 15 operations on their real paths (`/v2/{project_id}/…`) with the real bodies and
+//! It serves the 15 operations and ShowJobInfo on their real paths (`/v2/{project_id}/…`) with the real bodies and
 //! status codes, checks SDK-HMAC-SHA256 signatures for one configured key, runs each task through
 //! the real lifecycle (see [`lifecycle`]) on configurable timings and keeps everything in memory.
 //!
 //! Quirks reproduced on purpose, because clients must cope with them:
 //! - a well-formed id that matches no task is 400 `DCS.4133` ("Instance job is not found."), not 404;
-//! - CreateOnlineMigrationTask answers only `{"instance_id", "job_id"}`; CreateMigrationTask answers
+//! - CreateOnlineMigrationTask answers only `{"instance_id", "job_id"}`; the job (ShowJobInfo,
+//!   `GET /v2/{project_id}/jobs/{job_id}`) reads `RUNNING` while the task is `CREATING`, then
+//!   `SUCCESS`, or `FAIL` with a `fail_reason` (see [`job`]); CreateMigrationTask answers
 //!   `{"id", "name", "status": "MIGRATING", "error": ""}` where `name` is the *target instance's* name;
 //! - after DeleteMigrationTask the task leaves the list at once, but show keeps answering its last
 //!   status (bounded tombstones);
@@ -15,6 +17,13 @@
 //!   tasks in the wrong state (`DCS.4957`); a malformed id fails the whole batch call (`DCS.4855`),
 //!   elsewhere a malformed id is `DCS.4070`; more than 50 ids is `DCS.4800`;
 //! - the list's `name` filter matches substrings (clients must match exact names themselves);
+//! - exchange-ip, rollback-ip and sync-stop answer 204 with no body; during a switch-over the
+//!   top-level `task_status` reads `EXCHANGING`, then `EXCHANGE_SUCCESS` / `ROLLBACK_SUCCESS` (or
+//!   `…_FAILED`) until the next switch; the instances swap IPs after an exchange only with
+//!   `swap_ips` (the default; `--swap-ips false` keeps them; see [`switchover`]);
+//! - `error_message` (the failure reason) is on ListMigrationTask rows only, never on show; a
+//!   failure also writes an `ERROR` line to the task's log (ListMigrationTaskLogs, newest first,
+//!   `log_level` filter);
 //! - the incremental state is spelled `INCRMIGEATING`; timestamps come in three formats;
 //! - stats counters are strings, except `target_ops`/`target_input_kbps` (numbers), and every
 //!   counter is a number for backup imports.
@@ -23,7 +32,11 @@
 //! `GET /_sim/log[?sinceMs=N]`, `PUT /_sim/tasks/{id}` (force a status), `DELETE /_sim/tasks/{id}`
 //! (the task vanishes out of band, no tombstone), `DELETE /_sim/tasks` (every task vanishes: the
 //! state of a simulator restarted with its memory lost), `PUT /_sim/credentials` (replace the key).
-//! Faults include hostile answers (`garbageRate`, `garbage`: see [`faults::Garbage`]); `/_sim/log`
+//! Faults include hostile answers (`garbageRate`, `garbage`: see [`faults::Garbage`]) and doomed
+//! effects: `switchFailRate` (an accepted exchange/rollback ends `EXCHANGE_FAILED` /
+//! `ROLLBACK_FAILED`) and `provisionFailRate` (a created online task's job ends `FAIL` and the
+//! task `FAILED`). `PUT /_sim/tasks/{id}` with `{"status": "FAILED", "errorMessage": "…"}` also
+//! logs the message at `ERROR` level. `/_sim/log`
 //! entries carry `receivedAtMs` (arrival, before injected latency) besides `atMs` (answer).
 //!
 //! Use it in-process with [`spawn`], or serve a listener with [`serve`] / [`serve_with_shutdown`]
@@ -35,10 +48,12 @@ pub mod body;
 pub mod error;
 pub mod faults;
 pub mod handlers;
+pub mod job;
 pub mod lifecycle;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod switchover;
 
 use std::future::Future;
 use std::io;
@@ -68,6 +83,8 @@ pub struct Config {
     pub phase: Duration,
     /// How long after ending an online task becomes `RELEASED` (default: never).
     pub release_after: Option<Duration>,
+    /// Whether source and target report each other's IP after an exchange (default: true).
+    pub swap_ips: bool,
 }
 
 impl Config {
@@ -79,6 +96,7 @@ impl Config {
             project_id: project_id.into(),
             phase: Duration::from_secs(2),
             release_after: None,
+            swap_ips: true,
         }
     }
 
@@ -94,8 +112,15 @@ impl Config {
         self
     }
 
+    /// Sets whether the instances swap IPs after an exchange.
+    pub fn with_swap_ips(mut self, swap_ips: bool) -> Self {
+        self.swap_ips = swap_ips;
+        self
+    }
+
     fn shared(&self) -> Arc<server::Shared> {
-        let timing = lifecycle::Timing { phase: self.phase, release_after: self.release_after };
+        let timing =
+            lifecycle::Timing { phase: self.phase, release_after: self.release_after, swap_ips: self.swap_ips };
         let credentials =
             auth::Credentials { access_key: self.access_key.clone(), secret_key: self.secret_key.clone() };
         Arc::new(server::Shared::new(store::TaskStore::new(timing), credentials, self.project_id.clone()))
@@ -110,6 +135,7 @@ impl std::fmt::Debug for Config {
             .field("project_id", &self.project_id)
             .field("phase", &self.phase)
             .field("release_after", &self.release_after)
+            .field("swap_ips", &self.swap_ips)
             .finish()
     }
 }

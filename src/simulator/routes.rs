@@ -1,13 +1,13 @@
-//! Request routing: which of the 15 migration-task operations (named as in the official SDK), or
-//! which admin endpoint, a method and path address.
+//! Request routing: which of the 15 migration-task operations or ShowJobInfo (named as in the
+//! official SDK), or which admin endpoint, a method and path address.
 
 use hyper::Method;
 use percent_encoding::percent_decode_str;
 
 pub use crate::dcs::Operation;
 
-/// A routed API call: the operation, the project id from the path and the task id, if the path
-/// carries one (percent-decoded).
+/// A routed API call: the operation, the project id from the path and the task id (the job id of
+/// ShowJobInfo), if the path carries one (percent-decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRoute {
     pub operation: Operation,
@@ -79,6 +79,7 @@ pub fn route(method: &Method, path: &str) -> Route {
         ("POST", ["migration-task", id, "sync-stop"]) => (StopMigrationTaskSync, Some(*id)),
         ("POST", ["migration-task", id, "exchange-ip"]) => (ExchangeInstanceIp, Some(*id)),
         ("POST", ["migration-task", id, "rollback-ip"]) => (RollbackExchangeInstanceIp, Some(*id)),
+        ("GET", ["jobs", id]) => (ShowJobInfo, Some(*id)),
         _ => return Route::NotFound,
     };
     Route::Api(ApiRoute { operation, project_id, task_id: task_id.map(str::to_owned) })
@@ -134,6 +135,7 @@ mod tests {
             (Method::DELETE, format!("{p}/migration-tasks/delete"), Operation::DeleteMigrationTask),
             (Method::POST, format!("{p}/migration-task/{id}/exchange-ip"), Operation::ExchangeInstanceIp),
             (Method::POST, format!("{p}/migration-task/{id}/rollback-ip"), Operation::RollbackExchangeInstanceIp),
+            (Method::GET, format!("{p}/jobs/{id}"), Operation::ShowJobInfo),
         ];
         for (method, path, op) in cases {
             match route(&method, &path) {

@@ -192,7 +192,11 @@ async fn api_call(
     raw_query: &str,
     request_id: &str,
 ) -> Result<Response<Body>, NoReply> {
-    let (latency, fault) = shared.faults().decide(api.operation);
+    let (latency, fault, doomed) = {
+        let faults = shared.faults();
+        let (latency, fault) = faults.decide(api.operation);
+        (latency, fault, faults.dooms(api.operation))
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -222,7 +226,7 @@ async fn api_call(
     let signed = SignableRequest { method: &method, path: &path, query: &query, headers: &headers, body: &body };
     let outcome = auth::verify(&signed, &shared.credentials(), now)
         .and_then(|()| auth::check_project(&api.project_id, &headers, &shared.project_id))
-        .and_then(|()| handlers::handle(&shared.store, api, &query, &body, now));
+        .and_then(|()| handlers::handle(&shared.store, api, &query, &body, now, doomed));
     if fault == Some(Fault::LostReply) {
         return Err(NoReply("injected lost reply"));
     }

@@ -1,11 +1,13 @@
 //! The simulator's memory: tasks in creation order, bounded tombstones of deleted tasks (show keeps
-//! answering their last status), per-operation call counters and a bounded call log.
+//! answering their last status), the provisioning jobs of online tasks, per-operation call
+//! counters and a bounded call log.
 
 use std::collections::{HashMap, VecDeque};
 
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::job::JobView;
 use super::lifecycle::{Task, Timing};
 use super::routes::Operation;
 
@@ -23,6 +25,8 @@ pub struct TaskStore {
     order: Vec<String>,
     tombstones: HashMap<String, Task>,
     tombstone_order: VecDeque<String>,
+    /// Job id → id of the task it provisions (live or tombstone).
+    jobs: HashMap<String, String>,
 }
 
 impl TaskStore {
@@ -33,6 +37,7 @@ impl TaskStore {
             order: Vec::new(),
             tombstones: HashMap::new(),
             tombstone_order: VecDeque::new(),
+            jobs: HashMap::new(),
         }
     }
 
@@ -49,7 +54,11 @@ impl TaskStore {
     }
 
     /// Adds a new task.
-    pub fn insert(&mut self, task: Task) {
+    pub fn insert(&mut self, mut task: Task) {
+        task.switchover.swaps_ips = self.timing.swap_ips;
+        if let Some(job) = &task.job {
+            self.jobs.insert(job.id.clone(), task.id.clone());
+        }
         self.order.push(task.id.clone());
         self.tasks.insert(task.id.clone(), task);
     }
@@ -67,6 +76,18 @@ impl TaskStore {
         self.tombstones.get(id)
     }
 
+    /// The provisioning job with this id, its task advanced to `now` (a deleted task's job keeps
+    /// its last view while the task's tombstone lasts).
+    pub fn job(&mut self, job_id: &str, now: Timestamp) -> Option<JobView<'_>> {
+        let task_id = self.jobs.get(job_id)?.clone();
+        let task = if self.tasks.contains_key(&task_id) {
+            self.get_mut(&task_id, now)?
+        } else {
+            self.tombstones.get(&task_id)?
+        };
+        task.job.as_ref().map(|job| job.view())
+    }
+
     /// Removes a task; with `keep_tombstone`, show keeps answering its last status.
     pub fn remove(&mut self, id: &str, keep_tombstone: bool) -> Option<Task> {
         let task = self.tasks.remove(id)?;
@@ -74,13 +95,22 @@ impl TaskStore {
         if keep_tombstone {
             if self.tombstone_order.len() >= MAX_TOMBSTONES
                 && let Some(oldest) = self.tombstone_order.pop_front()
+                && let Some(evicted) = self.tombstones.remove(&oldest)
             {
-                self.tombstones.remove(&oldest);
+                self.forget_job(&evicted);
             }
             self.tombstone_order.push_back(id.to_owned());
             self.tombstones.insert(id.to_owned(), task.clone());
+        } else {
+            self.forget_job(&task);
         }
         Some(task)
+    }
+
+    fn forget_job(&mut self, task: &Task) {
+        if let Some(job) = &task.job {
+            self.jobs.remove(&job.id);
+        }
     }
 
     /// Forgets every task and tombstone (what a restart with state lost does); returns how many
@@ -91,6 +121,7 @@ impl TaskStore {
         self.order.clear();
         self.tombstones.clear();
         self.tombstone_order.clear();
+        self.jobs.clear();
         n
     }
 
@@ -125,7 +156,7 @@ pub struct CallRecord {
 /// Per-operation call counters and the recent-call ring.
 #[derive(Debug, Default)]
 pub struct CallLog {
-    counts: [u64; 15],
+    counts: [u64; Operation::ALL.len()],
     ring: VecDeque<CallRecord>,
 }
 

@@ -1,5 +1,6 @@
 """Fixtures: a `dcs-simulator` process and official-SDK clients pointed at it."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -36,15 +37,16 @@ class Simulator:
         return self.admin("GET", "/_sim/state")
 
 
-@pytest.fixture(scope="session")
-def simulator():
+@contextlib.contextmanager
+def running_simulator(*extra_args):
+    """A `dcs-simulator` process with the test key and phases, and `extra_args`."""
     binary = os.environ.get("DCS_SIMULATOR_BIN", os.path.join(REPO, "target", "debug", "dcs-simulator"))
     if not os.path.exists(binary):
         pytest.fail(f"dcs-simulator binary not found at {binary}: run `cargo build --bin dcs-simulator` "
                     "or set DCS_SIMULATOR_BIN")
     process = subprocess.Popen(
         [binary, "--listen", "127.0.0.1:0", "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY,
-         "--project-id", PROJECT_ID, "--phase-seconds", str(PHASE_SECONDS)],
+         "--project-id", PROJECT_ID, "--phase-seconds", str(PHASE_SECONDS), *extra_args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     url = process.stdout.readline().strip()
     if not url.startswith("http://"):
@@ -57,6 +59,12 @@ def simulator():
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    with running_simulator() as running:
+        yield running
 
 
 def make_client(url, secret_key=SECRET_KEY):
