@@ -155,6 +155,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             credentials: Credentials::from_env(),
             project_id: std::env::var(crate::dcs::credentials::ENV_PROJECT_ID).ok().and_then(|p| non_empty(&p)),
             allowed_endpoints: args.allowed_endpoints.iter().filter_map(|p| non_empty(p)).collect(),
+            tenancy: Default::default(),
         },
         accounts: account::Settings {
             tick: args.tick,

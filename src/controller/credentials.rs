@@ -1,6 +1,7 @@
 //! Credentials and Redis passwords from Kubernetes Secrets, read when needed and never stored in
 //! status. Errors name the Secret and key, never a value.
 
+use super::tenancy::{LABEL_DEFAULT_CREDENTIALS, Tenancy};
 use crate::crd::{RedisMigrationSpec, SecretKeyRef};
 use crate::dcs::{Credentials, Endpoint};
 use k8s_openapi::api::core::v1::Secret;
@@ -21,6 +22,8 @@ pub struct Defaults {
     /// Host patterns (`dcs.*.myhuaweicloud.com`, `dcs.*.otc.t-systems.com`, `127.0.0.1`), matched against the
     /// endpoint's host only (`Endpoint::allowed_by`); empty = any.
     pub allowed_endpoints: Vec<String>,
+    /// The namespaces that may use `credentials` (labelled `dcs.migration.io/default-credentials: "true"`).
+    pub tenancy: Tenancy,
 }
 
 /// Why credentials or a password could not be had.
@@ -36,6 +39,12 @@ pub enum CredentialError {
         "no credentials: set spec.credentialsSecretRef, or give the operator default credentials (HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK)"
     )]
     NoCredentials,
+    #[error(
+        "namespace {namespace} is not allowed to use the operator's default credentials (label {LABEL_DEFAULT_CREDENTIALS}=true): set spec.credentialsSecretRef"
+    )]
+    DefaultCredentialsNotAllowed { namespace: String },
+    #[error(transparent)]
+    NamespaceLabelsUnknown(#[from] super::tenancy::LabelsUnknown),
     #[error(
         "no project id: set spec.projectId, the projectId key of the credentials Secret, or the operator's HUAWEICLOUD_SDK_PROJECT_ID"
     )]
@@ -122,7 +131,13 @@ pub async fn resolve(
             }
             (credentials, value(&secret, namespace, KEY_PROJECT_ID)?)
         }
-        None => (defaults.credentials.clone().ok_or(CredentialError::NoCredentials)?, None),
+        None => {
+            let credentials = defaults.credentials.clone().ok_or(CredentialError::NoCredentials)?;
+            if !defaults.tenancy.allows_default_credentials(namespace).await? {
+                return Err(CredentialError::DefaultCredentialsNotAllowed { namespace: namespace.into() });
+            }
+            (credentials, None)
+        }
     };
     let project_id = spec
         .project_id
@@ -146,6 +161,16 @@ pub async fn password(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_refusal_of_default_credentials_names_the_namespace_and_the_label() {
+        let e = CredentialError::DefaultCredentialsNotAllowed { namespace: "team-b".into() };
+        assert_eq!(
+            e.to_string(),
+            "namespace team-b is not allowed to use the operator's default credentials \
+             (label dcs.migration.io/default-credentials=true): set spec.credentialsSecretRef"
+        );
+    }
 
     #[test]
     fn credential_errors_name_secret_and_key_only() {
