@@ -1,7 +1,8 @@
 //! A shared cluster (design.md §2, Tenancy), on the real control plane: the chart's ValidatingAdmissionPolicy
 //! refuses a RedisMigration whose author may not read a Secret it references (users impersonated with
-//! `kubectl --as`), and the operator's default credentials serve only namespaces labelled
-//! `dcs.migration.io/default-credentials: "true"` (the operator process against the simulator).
+//! `kubectl --as`); the operator's default credentials serve only namespaces labelled
+//! `dcs.migration.io/default-credentials: "true"`; the chart's default endpoint allow-list admits no loopback host
+//! (the operator process against the simulator).
 
 mod e2e;
 mod support;
@@ -247,4 +248,32 @@ async fn default_credentials_serve_only_namespaces_labelled_to_use_them() {
     let logs = op.logs();
     assert!(!logs.to_lowercase().contains("forbidden"), "no request of the operator was forbidden:\n{logs}");
     env.assert_no_secret_leaked(&[logs]);
+}
+
+#[tokio::test]
+async fn the_charts_default_allow_list_refuses_a_loopback_endpoint_and_a_list_naming_the_host_admits_plain_http() {
+    let env = Env::new("allow-list", PHASE).await;
+    let values = helm_template("x", "x", &[], &["templates/deployment.yaml"]);
+    let args: Vec<&str> = values.lines().map(str::trim).collect();
+    let at = args.iter().position(|l| *l == "- --allowed-endpoints").expect("the chart sets --allowed-endpoints");
+    let chart_default = args[at + 1].trim_start_matches("- ").trim_matches('"').to_owned();
+    assert_eq!(chart_default, "dcs.*.myhuaweicloud.com,dcs.*.otc.t-systems.com");
+
+    let mut op = Operator::start_with(&env, &["--allowed-endpoints", &chart_default], &[]);
+    env.apply(&env.example("backup-import-obs.yaml"));
+    let rm =
+        env.wait_condition("import-from-obs", "Stalled", "True", Some("InvalidSpec"), Duration::from_secs(60)).await;
+    let ready = rm["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    assert!(
+        ready["message"].as_str().unwrap().contains("\"127.0.0.1\" is not in the operator's allowed endpoints"),
+        "{ready}"
+    );
+    assert_eq!(dcs_calls(&env.sim_state().await), 0, "nothing is sent to a host the list does not admit");
+
+    // A list that admits the loopback host, on any port: plain http to it goes through.
+    op.kill();
+    let admitting = Operator::start_with(&env, &["--allowed-endpoints", "dcs.*.myhuaweicloud.com,127.0.0.1"], &[]);
+    env.kubectl(&["annotate", "rmig", "import-from-obs", "dcs.migration.io/reconcile-requested-at=now"]);
+    env.wait_phase("import-from-obs", "Succeeded", Duration::from_secs(60)).await;
+    env.assert_no_secret_leaked(&[op.logs(), admitting.logs()]);
 }
