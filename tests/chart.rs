@@ -9,7 +9,7 @@ mod support;
 use dcs_migration_operator::crd::RedisMigration;
 use e2e::{ChartIdentity, Env, Operator, helm_template};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -192,7 +192,9 @@ fn deployment_runs_the_operator_as_the_design_says() {
             "50",
             "--log-format",
             "json",
-            "--leader-elect"
+            "--leader-elect",
+            "--allowed-endpoints",
+            "dcs.*.myhuaweicloud.com,dcs.*.otc.t-systems.com"
         ]
     );
     assert_eq!(c["image"], "dcs-migration-operator:0.1.0", "the tag defaults to the appVersion");
@@ -300,12 +302,25 @@ async fn the_rendered_chart_passes_server_side_dry_run_in_every_mode() {
                 "Service",
                 "Deployment",
                 "PodDisruptionBudget",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
             ],
         ),
         (
             "watchNamespace, no leader election",
             &[&watch, "leaderElection.enabled=false", "crds.install=false"],
-            &["ServiceAccount", "Role", "RoleBinding", "Service", "Deployment", "PodDisruptionBudget"],
+            &[
+                "ServiceAccount",
+                "Role",
+                "RoleBinding",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Service",
+                "Deployment",
+                "PodDisruptionBudget",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
+            ],
         ),
         (
             "monitoring, two replicas, credentials",
@@ -327,6 +342,8 @@ async fn the_rendered_chart_passes_server_side_dry_run_in_every_mode() {
                 "Deployment",
                 "ServiceMonitor",
                 "PrometheusRule",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
             ],
         ),
     ];
@@ -353,7 +370,12 @@ async fn kustomize_of_deploy_passes_server_side_dry_run() {
     for o in &objs {
         let namespaced = !matches!(
             o["kind"].as_str().unwrap(),
-            "Namespace" | "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding"
+            "Namespace"
+                | "CustomResourceDefinition"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+                | "ValidatingAdmissionPolicy"
+                | "ValidatingAdmissionPolicyBinding"
         );
         if namespaced {
             assert_eq!(o["metadata"]["namespace"], "dcs-migration-operator", "{} {}", o["kind"], o["metadata"]["name"]);
@@ -373,7 +395,9 @@ async fn kustomize_of_deploy_passes_server_side_dry_run() {
             "Role",
             "RoleBinding",
             "Service",
-            "ServiceAccount"
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
         ]
     );
     // A server-side dry run does not create the Namespace, so the namespaced objects need it to exist for real.
@@ -418,10 +442,13 @@ async fn helm_install_creates_the_objects_and_uninstall_keeps_the_crd() {
         ("rolebinding", true),
         ("clusterrole", false),
         ("clusterrolebinding", false),
+        ("validatingadmissionpolicy", false),
+        ("validatingadmissionpolicybinding", false),
     ] {
         let object = match kind {
             "service" => format!("{name}-metrics"),
             "role" | "rolebinding" => format!("{name}-leader-election"),
+            "validatingadmissionpolicy" | "validatingadmissionpolicybinding" => format!("{name}-secret-access"),
             _ => name.clone(),
         };
         let mut cmd = cp.kubectl();
@@ -450,6 +477,18 @@ async fn helm_install_creates_the_objects_and_uninstall_keeps_the_crd() {
 
 /// Asks the API server (SelfSubjectAccessReview, the real authorizer) whether the client may do `verb`.
 async fn may(client: &kube::Client, group: &str, resource: &str, verb: &str, namespace: Option<&str>) -> bool {
+    may_named(client, group, resource, verb, namespace, None).await
+}
+
+/// `may`, for the object called `name` (what RBAC's resourceNames are checked against).
+async fn may_named(
+    client: &kube::Client,
+    group: &str,
+    resource: &str,
+    verb: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> bool {
     let (resource, subresource) = match resource.split_once('/') {
         Some((r, s)) => (r, Some(s.to_owned())),
         None => (resource, None),
@@ -462,6 +501,7 @@ async fn may(client: &kube::Client, group: &str, resource: &str, verb: &str, nam
                 subresource,
                 verb: Some(verb.to_owned()),
                 namespace: namespace.map(str::to_owned),
+                name: name.map(str::to_owned),
                 ..Default::default()
             }),
             ..Default::default()
@@ -485,8 +525,11 @@ const OPERATOR_CALLS: &[(&str, &str, &[&str])] = &[
     ("dcs.migration.io", "redismigrations", &["get", "list", "watch", "patch"]),
     ("dcs.migration.io", "redismigrations/status", &["get", "patch"]),
     ("events.k8s.io", "events", &["create", "patch"]),
-    ("", "secrets", &["get", "list", "watch", "update", "patch"]),
+    ("", "secrets", &["get", "list", "watch", "patch"]),
 ];
+
+/// The Lease the chart's RBAC names (the operator's default --lease-name).
+const LEASE: &str = "dcs-migration-operator";
 
 #[tokio::test]
 async fn the_charts_service_account_may_do_what_the_operator_does_and_nothing_more() {
@@ -505,8 +548,20 @@ async fn the_charts_service_account_may_do_what_the_operator_does_and_nothing_mo
             );
         }
     }
-    for verb in ["get", "create", "update"] {
-        assert!(may(&client, "coordination.k8s.io", "leases", verb, Some(&ns)).await, "may {verb} its Lease");
+    for verb in ["get", "update"] {
+        assert!(
+            may_named(&client, "coordination.k8s.io", "leases", verb, Some(&ns), Some(LEASE)).await,
+            "may {verb} its Lease"
+        );
+        assert!(
+            !may_named(&client, "coordination.k8s.io", "leases", verb, Some(&ns), Some("another-lease")).await,
+            "must not {verb} another Lease"
+        );
+    }
+    assert!(may(&client, "coordination.k8s.io", "leases", "create", Some(&ns)).await, "may create its Lease");
+    // Namespace labels (default-credentials opt-in), in every namespace.
+    for verb in ["list", "watch"] {
+        assert!(may(&client, "", "namespaces", verb, None).await, "may {verb} namespaces");
     }
     // Real requests: list RedisMigrations and Secrets cluster-wide, as the operator's watches do.
     let rmigs: Api<RedisMigration> = Api::all(client.clone());
@@ -519,7 +574,10 @@ async fn the_charts_service_account_may_do_what_the_operator_does_and_nothing_mo
         ("dcs.migration.io", "redismigrations", "delete", Some(&other)),
         ("dcs.migration.io", "redismigrations", "update", Some(&other)),
         ("", "secrets", "create", Some(&other)),
+        ("", "secrets", "update", Some(&other)),
         ("", "secrets", "delete", Some(&other)),
+        ("", "namespaces", "update", None),
+        ("", "namespaces", "patch", None),
         ("", "pods", "create", Some(&ns)),
         ("", "pods", "list", Some(&ns)),
         ("", "configmaps", "get", Some(&ns)),
@@ -591,6 +649,16 @@ async fn in_watch_namespace_mode_the_service_account_cannot_touch_other_namespac
         }
     }
     Api::<Secret>::namespaced(client.clone(), &ns).get("creds").await.expect("reads a Secret in the watched namespace");
+    // The watched namespace's labels, by name only (a watch with fieldSelector metadata.name, as the operator's).
+    for verb in ["list", "watch"] {
+        assert!(may_named(&client, "", "namespaces", verb, None, Some(&ns)).await, "may {verb} namespace {ns}");
+        assert!(!may_named(&client, "", "namespaces", verb, None, Some(&other)).await, "must not {verb} {other}");
+        assert!(!may(&client, "", "namespaces", verb, None).await, "must not {verb} every namespace");
+    }
+    let by_name = ListParams::default().fields(&format!("metadata.name={ns}"));
+    let listed = Api::<Namespace>::all(client.clone()).list_metadata(&by_name).await.expect("lists its namespace");
+    assert_eq!(listed.items.len(), 1);
+    forbidden(Api::<Namespace>::all(client.clone()).list_metadata(&ListParams::default()).await, "listing namespaces");
     forbidden(
         Api::<Secret>::namespaced(client.clone(), &other).get("creds").await,
         "reading a Secret in another namespace",

@@ -116,6 +116,7 @@ impl DcsArgs {
             credentials: Credentials::from_env(),
             project_id: std::env::var(crate::dcs::credentials::ENV_PROJECT_ID).ok().and_then(|p| non_empty(&p)),
             allowed_endpoints: self.allowed_endpoints.iter().filter_map(|p| non_empty(p)).collect(),
+            tenancy: Default::default(),
         }
     }
 

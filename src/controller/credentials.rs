@@ -1,6 +1,7 @@
 //! Credentials and Redis passwords from Kubernetes Secrets, read when needed and never stored in
 //! status. Errors name the Secret and key, never a value.
 
+use super::tenancy::{LABEL_DEFAULT_CREDENTIALS, Tenancy};
 use crate::crd::{RedisMigrationSpec, SecretKeyRef};
 use crate::dcs::{Credentials, Endpoint};
 use k8s_openapi::api::core::v1::Secret;
@@ -18,8 +19,11 @@ pub const KEY_PROJECT_ID: &str = "projectId";
 pub struct Defaults {
     pub credentials: Option<Credentials>,
     pub project_id: Option<String>,
-    /// Host patterns (`dcs.*.myhuaweicloud.com`, `*.otc.t-systems.com`, `127.0.0.1`); empty = any.
+    /// Host patterns (`dcs.*.myhuaweicloud.com`, `dcs.*.otc.t-systems.com`, `127.0.0.1`), matched against the
+    /// endpoint's host only (`Endpoint::allowed_by`); empty = any.
     pub allowed_endpoints: Vec<String>,
+    /// The namespaces that may use `credentials` (labelled `dcs.migration.io/default-credentials: "true"`).
+    pub tenancy: Tenancy,
 }
 
 /// Why credentials or a password could not be had.
@@ -35,6 +39,12 @@ pub enum CredentialError {
         "no credentials: set spec.credentialsSecretRef, or give the operator default credentials (HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK)"
     )]
     NoCredentials,
+    #[error(
+        "namespace {namespace} is not allowed to use the operator's default credentials (label {LABEL_DEFAULT_CREDENTIALS}=true): set spec.credentialsSecretRef"
+    )]
+    DefaultCredentialsNotAllowed { namespace: String },
+    #[error(transparent)]
+    NamespaceLabelsUnknown(#[from] super::tenancy::LabelsUnknown),
     #[error(
         "no project id: set spec.projectId, the projectId key of the credentials Secret, or the operator's HUAWEICLOUD_SDK_PROJECT_ID"
     )]
@@ -106,7 +116,7 @@ pub async fn resolve(
 ) -> Result<AccountAccess, CredentialError> {
     let endpoint = Endpoint::resolve(&spec.region, spec.endpoint.as_deref())
         .map_err(|e| CredentialError::InvalidEndpoint(e.to_string()))?;
-    if !endpoint_allowed(endpoint.host(), &defaults.allowed_endpoints) {
+    if !endpoint.allowed_by(&defaults.allowed_endpoints) {
         return Err(CredentialError::EndpointNotAllowed { host: endpoint.host().to_owned() });
     }
     let (credentials, secret_project) = match &spec.credentials_secret_ref {
@@ -121,7 +131,13 @@ pub async fn resolve(
             }
             (credentials, value(&secret, namespace, KEY_PROJECT_ID)?)
         }
-        None => (defaults.credentials.clone().ok_or(CredentialError::NoCredentials)?, None),
+        None => {
+            let credentials = defaults.credentials.clone().ok_or(CredentialError::NoCredentials)?;
+            if !defaults.tenancy.allows_default_credentials(namespace).await? {
+                return Err(CredentialError::DefaultCredentialsNotAllowed { namespace: namespace.into() });
+            }
+            (credentials, None)
+        }
     };
     let project_id = spec
         .project_id
@@ -142,36 +158,18 @@ pub async fn password(
     required(&secret, namespace, &reference.key).map(SecretString::from)
 }
 
-/// True when the host matches one of the patterns (`*` matches any run of characters), or when
-/// there are no patterns.
-pub fn endpoint_allowed(host: &str, patterns: &[String]) -> bool {
-    patterns.is_empty() || patterns.iter().any(|p| glob_match(&p.to_ascii_lowercase(), &host.to_ascii_lowercase()))
-}
-
-fn glob_match(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, rest)) => {
-            let Some(after_head) = text.strip_prefix(head) else { return false };
-            (0..=after_head.len())
-                .filter(|&i| after_head.is_char_boundary(i))
-                .any(|i| glob_match(rest, &after_head[i..]))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn endpoint_allow_list_matches_host_patterns() {
-        let patterns = vec!["dcs.*.myhuaweicloud.com".to_owned(), "127.0.0.1".to_owned()];
-        assert!(endpoint_allowed("dcs.cn-north-4.myhuaweicloud.com", &patterns));
-        assert!(endpoint_allowed("127.0.0.1", &patterns));
-        assert!(!endpoint_allowed("dcs.example.com", &patterns));
-        assert!(!endpoint_allowed("evil.com.myhuaweicloud.com.attacker", &patterns));
-        assert!(endpoint_allowed("anything", &[]));
+    fn the_refusal_of_default_credentials_names_the_namespace_and_the_label() {
+        let e = CredentialError::DefaultCredentialsNotAllowed { namespace: "team-b".into() };
+        assert_eq!(
+            e.to_string(),
+            "namespace team-b is not allowed to use the operator's default credentials \
+             (label dcs.migration.io/default-credentials=true): set spec.credentialsSecretRef"
+        );
     }
 
     #[test]

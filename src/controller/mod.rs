@@ -17,6 +17,7 @@ pub mod requests;
 pub mod secrets;
 pub mod status;
 pub mod switchover;
+pub mod tenancy;
 
 pub use names::{
     ANNOTATION_CREATE_PENDING, ANNOTATION_PAUSED, ANNOTATION_RECONCILE_REQUESTED, FIELD_MANAGER, FINALIZER,
@@ -71,6 +72,8 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
     let events = Events::new(client.clone(), FIELD_MANAGER, std::env::var("POD_NAME").ok());
     let (sweeps, swept) = mpsc::unbounded_channel();
     let concurrency = config.settings.concurrency;
+    let tenancy = config.defaults.tenancy.clone();
+    let namespace_wakes = triggers.clone();
     let ctx = Arc::new(Context::new(
         client.clone(),
         account::Accounts::new(config.accounts, triggers).with_observer(config.metrics.clone()),
@@ -95,6 +98,7 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         .with_config(controller::Config::default().concurrency(concurrency));
     config.metrics.watch_store(store.clone());
     tokio::spawn(report_synced(store.clone(), config.health.clone()));
+    tokio::spawn(tenancy::watch(client.clone(), config.watch_namespace, tenancy, store.clone(), namespace_wakes));
     tokio::spawn(secrets::sweep(client, store.clone(), swept, sweeps));
     // Secrets are watched by metadata only (no data, no cache) and mapped to the resources that
     // reference them by name, so a fixed or rotated Secret wakes exactly those.

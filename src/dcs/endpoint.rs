@@ -72,6 +72,15 @@ impl Endpoint {
         self.base.host_str().unwrap_or_default()
     }
 
+    /// True when one of the host patterns admits this endpoint's host, or when there are none. Only hosts are
+    /// compared: the endpoint's scheme and port do not matter, and a scheme, port or path written in a pattern is
+    /// ignored. `*` matches any run of characters; case, IPv6 brackets and a trailing dot do not count. Plain http
+    /// is never admitted here for a host that is not loopback: [`Endpoint::parse`] refuses it first.
+    pub fn allowed_by(&self, patterns: &[String]) -> bool {
+        let host = normalize_host(self.host());
+        patterns.is_empty() || patterns.iter().any(|p| glob_match(&host_of_pattern(p), &host))
+    }
+
     /// Base URL without a trailing slash, e.g. `https://dcs.cn-north-4.myhuaweicloud.com`.
     pub fn as_str(&self) -> &str {
         self.base.as_str().trim_end_matches('/')
@@ -85,6 +94,38 @@ impl Endpoint {
     /// Any path prefix of the base URL (empty for a plain host).
     pub(crate) fn path_prefix(&self) -> &str {
         self.base.path().trim_end_matches('/')
+    }
+}
+
+/// A host as the allow-list compares it: lower case, without IPv6 brackets or a trailing dot.
+fn normalize_host(host: &str) -> String {
+    host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The host part of an allow-list pattern: `https://dcs.*.example.com:443/v2` gives `dcs.*.example.com`,
+/// `[::1]:8443` gives `::1`; a bare IPv6 address (several colons) is kept whole.
+fn host_of_pattern(pattern: &str) -> String {
+    let pattern = pattern.trim();
+    let without_scheme = pattern.split_once("://").map_or(pattern, |(_, rest)| rest);
+    let authority = without_scheme.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None if authority.matches(':').count() == 1 => authority.split(':').next().unwrap_or_default(),
+        None => authority,
+    };
+    normalize_host(host)
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(after_head) = text.strip_prefix(head) else { return false };
+            (0..=after_head.len())
+                .filter(|&i| after_head.is_char_boundary(i))
+                .any(|i| glob_match(rest, &after_head[i..]))
+        }
     }
 }
 
@@ -121,5 +162,61 @@ mod tests {
         assert!(Endpoint::parse("http://10.0.0.1:80").is_err());
         assert!(Endpoint::parse("ftp://127.0.0.1").is_err());
         assert!(Endpoint::parse("https://user:pw@dcs.example.com").is_err());
+    }
+
+    fn patterns(list: &[&str]) -> Vec<String> {
+        list.iter().map(|p| p.to_string()).collect()
+    }
+
+    fn allowed(url: &str, list: &[&str]) -> bool {
+        Endpoint::parse(url).unwrap().allowed_by(&patterns(list))
+    }
+
+    const PUBLIC: &[&str] = &["dcs.*.myhuaweicloud.com", "dcs.*.otc.t-systems.com"];
+
+    #[test]
+    fn the_public_patterns_admit_every_region_of_huawei_cloud_and_open_telekom_cloud() {
+        assert!(Endpoint::for_region("cn-north-4").unwrap().allowed_by(&patterns(PUBLIC)));
+        assert!(allowed("https://dcs.ap-southeast-3.myhuaweicloud.com", PUBLIC));
+        assert!(allowed("https://dcs.eu-de.otc.t-systems.com", PUBLIC));
+        assert!(allowed("https://DCS.EU-NL.OTC.T-SYSTEMS.COM", PUBLIC), "case does not count");
+        assert!(allowed("https://dcs.eu-de.otc.t-systems.com./", PUBLIC), "nor a trailing dot");
+    }
+
+    #[test]
+    fn the_public_patterns_admit_no_loopback_or_look_alike_host() {
+        for url in [
+            "http://127.0.0.1:8443",
+            "https://127.0.0.1",
+            "http://localhost:80",
+            "http://[::1]:80",
+            "https://dcs.example.com",
+            "https://dcs.cn-north-4.myhuaweicloud.com.attacker.example",
+            "https://evil-dcs.cn-north-4.myhuaweicloud.com",
+            "https://dcs.eu-de.otc.t-systems.com.evil",
+        ] {
+            assert!(!allowed(url, PUBLIC), "{url} must not be admitted");
+        }
+    }
+
+    #[test]
+    fn patterns_match_the_host_whatever_the_scheme_and_port() {
+        assert!(allowed("https://dcs.example.com:8443", &["dcs.example.com"]));
+        assert!(allowed("https://dcs.example.com", &["dcs.example.com"]));
+        assert!(allowed("http://127.0.0.1:18443", &["127.0.0.1"]), "plain http on a loopback host the list admits");
+        assert!(allowed("https://127.0.0.1:9", &["127.0.0.1"]));
+        // A scheme, port or path written in a pattern is not part of what it matches.
+        assert!(allowed("https://dcs.example.com", &["https://dcs.example.com:443/v2"]));
+        assert!(allowed("http://127.0.0.1:1", &["http://127.0.0.1:8443"]));
+        assert!(allowed("https://dcs.example.com:1", &["dcs.example.com:443"]));
+        assert!(allowed("http://[::1]:8443", &["::1"]));
+        assert!(allowed("http://[::1]:8443", &["[::1]:1"]));
+        assert!(!allowed("http://127.0.0.2:8443", &["127.0.0.1"]));
+    }
+
+    #[test]
+    fn no_patterns_admit_any_host_and_plain_http_stays_refused_off_loopback() {
+        assert!(allowed("https://anything.example", &[]));
+        assert!(Endpoint::parse("http://dcs.example.com").is_err(), "an allow-list never makes plain http valid");
     }
 }

@@ -54,8 +54,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: ["events"]
   verbs: ["create", "patch"]
 # Referenced Secrets: credentials and Redis passwords are read, and the dcs.migration.io/in-use finalizer is put
-# on them and taken off (design.md §5: necessarily broad; watchNamespace narrows it to one namespace).
+# on them and taken off with a metadata patch, never an update (design.md §5: necessarily broad; watchNamespace
+# narrows it to one namespace).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "update", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 {{- end }}
