@@ -13,7 +13,7 @@ use super::faults::Faults;
 use super::handlers::lock;
 use super::lifecycle::Status;
 use super::routes::AdminRoute;
-use super::server::Shared;
+use super::shared::Shared;
 
 /// An admin answer: status and JSON body (none for 204).
 pub struct AdminReply {

@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::lifecycle::list_time;
+use super::wire_time::list_time;
 
 /// Why a doomed provisioning fails (the message of `DCS.4911`).
 pub const FAIL_REASON: &str = "Failed to create the migration ECS: the network ip insufficient.";

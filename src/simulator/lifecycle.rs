@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::job::{FAIL_REASON, Job};
 use super::switchover::Switchover;
+use super::wire_time::{list_time, release_time};
 
 /// How long the transitional states last, and what a switch-over does.
 #[derive(Debug, Clone, Copy)]
@@ -281,16 +282,6 @@ fn elapsed_secs(from: Timestamp, now: Timestamp) -> f64 {
 /// `2019/10/22 14:44:30` — the detail API's time format.
 pub fn detail_time(t: Timestamp) -> String {
     t.strftime("%Y/%m/%d %H:%M:%S").to_string()
-}
-
-/// `2021-06-16T06:12:55.508Z` — the list and log APIs' time format.
-pub fn list_time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S.%3fZ").to_string()
-}
-
-/// `202404011057` — the format of `released_at`.
-pub fn release_time(t: Timestamp) -> String {
-    t.strftime("%Y%m%d%H%M").to_string()
 }
 
 impl Task {

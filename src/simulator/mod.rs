@@ -52,8 +52,10 @@ pub mod job;
 pub mod lifecycle;
 pub mod routes;
 pub mod server;
+pub mod shared;
 pub mod store;
 pub mod switchover;
+pub mod wire_time;
 
 use std::future::Future;
 use std::io;
@@ -118,12 +120,12 @@ impl Config {
         self
     }
 
-    fn shared(&self) -> Arc<server::Shared> {
+    fn shared(&self) -> Arc<shared::Shared> {
         let timing =
             lifecycle::Timing { phase: self.phase, release_after: self.release_after, swap_ips: self.swap_ips };
         let credentials =
             auth::Credentials { access_key: self.access_key.clone(), secret_key: self.secret_key.clone() };
-        Arc::new(server::Shared::new(store::TaskStore::new(timing), credentials, self.project_id.clone()))
+        Arc::new(shared::Shared::new(store::TaskStore::new(timing), credentials, self.project_id.clone()))
     }
 }
 

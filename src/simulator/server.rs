@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -20,57 +20,16 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 use super::admin;
-use super::auth::{self, Credentials};
+use super::auth;
 use super::error::ApiError;
-use super::faults::{Fault, Faults};
-use super::handlers::{self, Reply, lock};
-use super::routes::{self, ApiRoute, Operation, Route};
-use super::store::{CallLog, TaskStore};
+use super::faults::Fault;
+use super::handlers::{self, Reply};
+use super::routes::{self, ApiRoute, Route};
+use super::shared::Shared;
 use crate::dcs::signer::SignableRequest;
 
 /// Request bodies above this size are refused with 413 `APIGW.0201` (the real gateway's limit is 12 MB).
 pub const BODY_LIMIT: usize = 1024 * 1024;
-
-/// State shared by every connection.
-pub struct Shared {
-    pub store: Mutex<TaskStore>,
-    pub calls: Mutex<CallLog>,
-    faults: RwLock<Faults>,
-    credentials: RwLock<Arc<Credentials>>,
-    project_id: String,
-}
-
-impl Shared {
-    pub fn new(store: TaskStore, credentials: Credentials, project_id: String) -> Self {
-        Self {
-            store: Mutex::new(store),
-            calls: Mutex::new(CallLog::default()),
-            faults: RwLock::new(Faults::default()),
-            credentials: RwLock::new(Arc::new(credentials)),
-            project_id,
-        }
-    }
-
-    pub fn faults(&self) -> RwLockReadGuard<'_, Faults> {
-        self.faults.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn set_faults(&self, faults: Faults) {
-        *self.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
-    }
-
-    pub fn credentials(&self) -> Arc<Credentials> {
-        self.credentials.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn set_credentials(&self, credentials: Credentials) {
-        *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(credentials);
-    }
-
-    fn record(&self, operation: Operation, status: u16, received: Timestamp) {
-        lock(&self.calls).record_received(operation, status, received, Timestamp::now());
-    }
-}
 
 /// Returned to hyper to close the connection without a reply (dropped call, lost reply).
 #[derive(Debug, Error)]
