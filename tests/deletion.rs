@@ -127,6 +127,25 @@ async fn a_hundred_resources_deleted_at_once_cost_at_most_ten_stop_calls() {
 }
 
 #[tokio::test]
+async fn two_hundred_deletions_with_delete_policy_cost_at_most_five_delete_calls() {
+    let env = Env::new("mass-delete-records", PHASE).await;
+    let op = Operator::start_with(&env, &["--qps", "200", "--burst", "200"], &[]);
+    apply_copies(&env, "backup-import-obs.yaml", "import-from-obs", "d", 200, "  deletionPolicy: Delete");
+    env.wait_count_in_phase("Succeeded", 200, Duration::from_secs(240)).await;
+    let out = env.kubectl(&["delete", "rmig", "--all", "--wait=false"]);
+    assert!(out.status.success());
+    let started = Instant::now();
+    wait_gone(&env, "rmig", CONVERGE).await;
+    let took = started.elapsed();
+    let state = env.sim_state().await;
+    assert!(state["tasks"].as_array().unwrap().is_empty(), "every task record is deleted");
+    let deletes = calls(&state, "DeleteMigrationTask");
+    assert!(deletes <= 5, "{deletes} delete calls for 200 deletions");
+    eprintln!("mass delete of 200 records: {deletes} DeleteMigrationTask calls, all released in {took:?}");
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
+
+#[tokio::test]
 async fn one_reconcile_at_a_time_still_brings_every_resource_to_its_phase_and_deletes_them_all() {
     // The tightest bound: a reconcile that held its slot while waiting for another one (a batch
     // round, a look of the account loop) would stall everything behind it.

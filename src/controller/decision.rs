@@ -7,9 +7,11 @@ use super::conditions::{Problem, Reason};
 use super::observed::{Remote, RemoteTask, known_task_id, stopped_by_user};
 use super::switchover::{self, Need};
 use crate::controller::account::batch::Outcome;
-use crate::crd::{MigrationType, RedisMigrationSpec, RedisMigrationStatus, ResumeMode, SwitchAction, SwitchoverStatus};
+use crate::crd::{
+    LastError, MigrationType, RedisMigrationSpec, RedisMigrationStatus, ResumeMode, SwitchAction, SwitchoverStatus,
+};
 use crate::dcs::DcsError;
-use crate::dcs::model::{TaskState, TaskStatus};
+use crate::dcs::model::{JobInfo, JobOutcome, MigrationLog, TaskState, TaskStatus};
 use std::time::Duration;
 
 /// The crash-safety mark `dcs.migration.io/create-pending`.
@@ -45,6 +47,12 @@ pub struct State {
     pub recorded: Option<Recorded>,
     /// The provisioning job of an online task this pass created.
     pub job_id: Option<String>,
+    /// The provisioning job was read in this pass.
+    pub job_read: bool,
+    /// The failed task's log was read in this pass.
+    pub failure_read: bool,
+    /// Why the task or its provisioning failed, learnt in this pass.
+    pub last_error: Option<LastError>,
     /// Status must reach the server before the next step; the crash point that follows it.
     pub persist: Option<&'static str>,
 }
@@ -70,6 +78,9 @@ impl State {
             switch_recorded_now: false,
             recorded: None,
             job_id: None,
+            job_read: false,
+            failure_read: false,
+            last_error: None,
             persist: None,
         }
     }
@@ -125,6 +136,11 @@ pub enum Step {
     Stop,
     /// Restart the online task the user had stopped (BatchRestartOnlineMigrationTasks).
     Restart,
+    /// Read the provisioning job of an online task (ShowJobInfo): while it provisions, and once
+    /// when the task failed.
+    ReadJob(String),
+    /// Read the newest error line of a failed task's log, once (ListMigrationTaskLogs).
+    ReadFailure,
     /// Nothing to change remotely: report.
     Observe,
 }
@@ -178,6 +194,10 @@ pub enum StepResult {
         at: String,
     },
     SwitchSent(Result<(), DcsError>),
+    /// The provisioning job; a failed read only loses detail.
+    JobRead(Result<JobInfo, DcsError>),
+    /// The newest error line of the task's log, if it has one.
+    FailureRead(Result<Option<MigrationLog>, DcsError>),
 }
 
 /// Decides the next step (deletion is decided in `deletion`).
@@ -222,6 +242,9 @@ fn create_step(status: &RedisMigrationStatus, state: &State, generation: Option<
 fn task_step(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, state: &State, task: &RemoteTask) -> Step {
     let task_state = task.state();
     let online = spec.migration_type == MigrationType::Online;
+    if let Some(step) = failure_step(status, state, task_state) {
+        return step;
+    }
     if spec.stopped {
         let stoppable = !task_state.is_terminal() && task_state != TaskState::Terminating;
         return if stoppable { Step::Stop } else { Step::Observe };
@@ -251,6 +274,18 @@ fn task_step(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, state: &S
         };
     }
     Step::Observe
+}
+
+/// Why a task failed, or may fail: its provisioning job while it provisions (and once when it
+/// failed), then the newest error line of its log, once per failure.
+fn failure_step(status: &RedisMigrationStatus, state: &State, task_state: TaskState) -> Option<Step> {
+    let job = state.job_id.as_deref().or(status.job_id.as_deref());
+    let failed = matches!(task_state, TaskState::Failed | TaskState::MigrationFailed | TaskState::Error);
+    let unexplained = failed && status.last_error.is_none() && state.last_error.is_none();
+    if let Some(job) = job.filter(|_| !state.job_read && (task_state == TaskState::Creating || unexplained)) {
+        return Some(Step::ReadJob(job.to_owned()));
+    }
+    (unexplained && !state.failure_read).then_some(Step::ReadFailure)
 }
 
 /// True when the API refused this very generation of the spec as invalid (a 4xx on create).
@@ -330,6 +365,8 @@ pub fn advance(mut state: State, result: StepResult, tick: Duration) -> State {
             state.switch_recorded_now = false;
             state.requeue = Some(tick);
         }
+        StepResult::JobRead(job) => return job_read(state, job, tick),
+        StepResult::FailureRead(line) => return failure_read(state, line),
         StepResult::Looked(Err(e))
         | StepResult::Found(Err(e))
         | StepResult::ResumeModeSet(Err(e))
@@ -394,6 +431,58 @@ fn stopped(mut state: State, outcome: Outcome, doing: &str, word: &str) -> State
         }
     }
     state
+}
+
+/// A provisioning job read adds detail only: a failed read changes nothing else; a job still
+/// running is read again next tick.
+fn job_read(mut state: State, job: Result<JobInfo, DcsError>, tick: Duration) -> State {
+    state.job_read = true;
+    match job.as_ref().map(JobInfo::outcome) {
+        Ok(JobOutcome::Failed) => {
+            let job = job.unwrap_or_default();
+            let reason = job.fail_reason.unwrap_or_else(|| "the provisioning job failed".to_owned());
+            state.last_error = Some(LastError {
+                code: Some("JOB_FAILED".to_owned()),
+                message: bounded(&format!("provisioning failed: {reason}")),
+                time: job.end_time,
+            });
+        }
+        Ok(JobOutcome::Pending) => state.requeue = Some(state.requeue.unwrap_or(tick).min(tick)),
+        Ok(JobOutcome::Succeeded) | Err(_) => {}
+    }
+    state
+}
+
+/// The failure's reason from the task's log, or from its list row; read once either way.
+fn failure_read(mut state: State, line: Result<Option<MigrationLog>, DcsError>) -> State {
+    state.failure_read = true;
+    let row = match &state.remote {
+        Remote::Present(task) => task.error_message.clone().filter(|m| !m.is_empty()),
+        _ => None,
+    };
+    state.last_error = match line {
+        Ok(Some(log)) => Some(LastError {
+            code: log.log_code.filter(|c| !c.is_empty()).map(|c| bounded(&c)),
+            message: bounded(log.message.as_deref().or(row.as_deref()).unwrap_or("the task's log gives no reason")),
+            time: log.created_at,
+        }),
+        _ => Some(LastError {
+            code: None,
+            message: bounded(row.as_deref().unwrap_or("neither the task nor its log gives a reason")),
+            time: None,
+        }),
+    };
+    state
+}
+
+/// Remote text as status keeps it: at most 1 KiB, cut on a character boundary.
+pub fn bounded(text: &str) -> String {
+    const MAX: usize = 1024;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let cut = (0..=MAX - 3).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    format!("{}...", &text[..cut])
 }
 
 fn inspected(mut state: State, word: String, tick: Duration) -> State {

@@ -41,10 +41,12 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     let task_id = match task_id {
         Some(id) => Some(id),
         // A create may have been sent before a crash: find it by name.
-        None if pass.create_mark() != CreateMark::None => match account.find_by_name(&pass.task_name).await {
-            Ok(found) => found.map(|t| t.task_id),
-            Err(e) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
-        },
+        None if pass.create_mark() != CreateMark::None => {
+            match account.find_by_name(&pass.task_name, |t| pass.owns(t)).await {
+                Ok(found) => found.map(|t| t.task_id),
+                Err(e) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
+            }
+        }
         None => None,
     };
     let Some(id) = task_id else {

@@ -11,6 +11,8 @@ use crate::dcs::model::{MigrationTask, MigrationTaskSummary, TaskState, TaskStat
 pub struct RemoteTask {
     pub task_id: String,
     pub task_name: Option<String>,
+    /// The task's description (where the operator marks the tasks it created).
+    pub description: Option<String>,
     pub status: TaskStatus,
     pub error_message: Option<String>,
     pub ecs_private_ip: Option<String>,
@@ -32,6 +34,7 @@ impl RemoteTask {
         Self {
             task_id: row.task_id.clone().unwrap_or_default(),
             task_name: row.task_name.clone(),
+            description: row.description.clone(),
             status: row.status.clone(),
             error_message: row.error_message.clone(),
             ecs_private_ip: row.ecs_tenant_private_ip.clone(),
@@ -47,6 +50,7 @@ impl RemoteTask {
         Self {
             task_id: task.task_id.clone().unwrap_or_else(|| asked_id.to_owned()),
             task_name: task.task_name.clone(),
+            description: task.description.clone(),
             status: task.status.clone(),
             error_message: task.error_message.clone(),
             ecs_private_ip: task.ecs_tenant_private_ip.clone(),

@@ -7,8 +7,8 @@ use super::conditions::{ConditionType, Problem};
 use super::context::Context;
 use super::credentials::{self, AccountAccess};
 use super::names::{ANNOTATION_CREATE_PENDING, ANNOTATION_PAUSED, FIELD_MANAGER, FINALIZER};
-use super::naming::default_task_name;
-use super::observed::Remote;
+use super::naming::{self, default_task_name};
+use super::observed::{Remote, RemoteTask};
 use super::status::{self, Facts};
 use crate::crd::{LastError, Phase, Progress, RedisMigration, RedisMigrationStatus, SwitchoverStatus};
 use jiff::Timestamp;
@@ -76,6 +76,22 @@ impl<'c> Pass<'c> {
             namespace,
             task_name,
         })
+    }
+
+    /// True when a task found by name may be adopted: the deterministic name carries a hash of
+    /// this resource's UID; a name the user chose must also carry the UID marker that the
+    /// operator writes into the description of the tasks it creates.
+    pub fn owns(&self, task: &RemoteTask) -> bool {
+        self.rm.spec.task_name.is_none()
+            || naming::carries_marker(task.description.as_deref(), self.rm.metadata.uid.as_deref().unwrap_or_default())
+    }
+
+    /// The description sent on create: the user's, then this resource's UID marker.
+    pub fn description(&self) -> String {
+        naming::description_with_marker(
+            self.rm.spec.description.as_deref(),
+            self.rm.metadata.uid.as_deref().unwrap_or_default(),
+        )
     }
 
     pub fn owner(&self) -> ObjectRef<RedisMigration> {

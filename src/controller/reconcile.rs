@@ -16,7 +16,7 @@ use super::requests::{self, CreateBody, Passwords};
 use super::switchover;
 use crate::crd::{Phase, Progress, RedisMigration, SwitchAction, SwitchState};
 use crate::dcs::DcsError;
-use crate::dcs::model::{ExchangeInstanceIpBody, MigrationStats};
+use crate::dcs::model::{ExchangeInstanceIpBody, LogsQuery, MigrationStats};
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -122,7 +122,7 @@ fn report<'a>(state: &'a State, handled: Option<&'a str>, progress: Option<Progr
         handled,
         switch: state.switch.as_ref(),
         job_id: state.job_id.as_deref(),
-        last_error: None,
+        last_error: state.last_error.as_ref(),
     }
 }
 
@@ -140,7 +140,7 @@ async fn perform(pass: &Pass<'_>, account: &Account, state: &State, step: Step) 
             StepResult::Marked
         }
         Step::FindByName => {
-            let found = account.find_by_name(&pass.task_name).await;
+            let found = account.find_by_name(&pass.task_name, |t| pass.owns(t)).await;
             crate::crash::point("create-looked-up");
             StepResult::Found(found)
         }
@@ -173,6 +173,12 @@ async fn perform(pass: &Pass<'_>, account: &Account, state: &State, step: Step) 
             at: Timestamp::now().to_string(),
         },
         Step::SendSwitch(action) => StepResult::SwitchSent(send_switch(pass, account, &id, action).await),
+        Step::ReadJob(job) => StepResult::JobRead(account.call(|c| async move { c.show_job_info(&job).await }).await),
+        Step::ReadFailure => {
+            let query = LogsQuery::newest_errors(1);
+            let page = account.call(|c| async move { c.list_migration_task_logs(&id, &query).await }).await;
+            StepResult::FailureRead(page.map(|p| p.migration_logs.into_iter().next()))
+        }
     }))
 }
 
@@ -216,7 +222,7 @@ async fn announce(pass: &Pass<'_>, state: &State) {
 /// Creates the remote task. Nothing sent, or certainly not applied: the mark goes.
 async fn create(pass: &Pass<'_>, account: &Account) -> Result<Result<Created, Attempt>, Error> {
     let passwords = Passwords { namespace: &pass.namespace, secrets: &pass.secrets };
-    let body = match requests::create_body(&pass.rm.spec, &pass.task_name, &passwords).await {
+    let body = match requests::create_body(&pass.rm.spec, &pass.task_name, &pass.description(), &passwords).await {
         Ok(body) => body,
         Err(problem) => {
             pass.clear_create_mark().await?;
@@ -315,6 +321,10 @@ async fn finish(mut pass: Pass<'_>, account: &Account, state: State, handled: Op
         pass.warn(p.reason().as_str(), "Reconcile", p).await;
     }
     switch_warning(&pass, &state).await;
+    if let Some(error) = state.last_error.as_ref().filter(|e| pass.written.last_error.as_ref() != Some(*e)) {
+        let reason = if error.code.as_deref() == Some("JOB_FAILED") { "ProvisioningFailed" } else { "TaskFailed" };
+        pass.event(EventType::Warning, reason, "Observe", error.message.clone()).await;
+    }
     pass.report(report(&state, handled, progress)).await?;
     if let Some(Problem::Transient(message)) = state.problem {
         return Err(Error::Transient(message));

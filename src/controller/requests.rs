@@ -39,6 +39,7 @@ pub enum CreateBody {
 pub async fn create_body(
     spec: &RedisMigrationSpec,
     task_name: &str,
+    description: &str,
     passwords: &Passwords<'_>,
 ) -> Result<CreateBody, Problem> {
     match spec.migration_type {
@@ -60,7 +61,7 @@ pub async fn create_body(
                 .collect();
             Ok(CreateBody::BackupImport(CreateMigrationTaskBody {
                 task_name: task_name.to_owned(),
-                description: spec.description.clone(),
+                description: Some(description.to_owned()),
                 migration_type: MIGRATION_TYPE_BACKUP_IMPORT.to_owned(),
                 migration_method: MigrationMethod::Full,
                 backup_files: BackupFilesBody {
@@ -80,7 +81,7 @@ pub async fn create_body(
                 spec.online.as_ref().and_then(|o| o.network.as_ref()).ok_or_else(|| missing("spec.online.network"))?;
             Ok(CreateBody::Online(CreateOnlineMigrationTaskBody {
                 name: task_name.to_owned(),
-                description: spec.description.clone(),
+                description: Some(description.to_owned()),
                 vpc_id: network.vpc_id.clone(),
                 subnet_id: network.subnet_id.clone(),
                 security_group_id: network.security_group_id.clone(),

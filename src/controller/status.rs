@@ -183,7 +183,7 @@ fn failure_detail(facts: &Facts<'_>, task: &RemoteTask) -> String {
 }
 
 fn remote_error(task: &RemoteTask) -> String {
-    task.error_message.clone().filter(|m| !m.is_empty()).unwrap_or_default()
+    task.error_message.as_deref().map(super::decision::bounded).unwrap_or_default()
 }
 
 fn verdict(facts: &Facts<'_>) -> Verdict {

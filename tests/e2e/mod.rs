@@ -58,11 +58,20 @@ impl Env {
     /// Namespace, simulator (`phase` per transitional state), credentials Secret
     /// `dcs-credentials` and password Secret `redis-passwords` (keys `source`, `target`).
     pub async fn new(hint: &str, phase: Duration) -> Self {
+        Self::with_simulator(hint, phase, |config| config).await
+    }
+
+    /// Like `new`, with the simulator's configuration tuned (e.g. whether IPs swap on exchange).
+    pub async fn with_simulator(
+        hint: &str,
+        phase: Duration,
+        tune: impl FnOnce(simulator::Config) -> simulator::Config,
+    ) -> Self {
         install_crd();
         let ns = support::fresh_namespace(hint).await;
         let secret_key = secret_value("SK");
-        let sim =
-            simulator::spawn(simulator::Config::new(AK, &secret_key, PROJECT).with_phase(phase)).expect("simulator");
+        let config = tune(simulator::Config::new(AK, &secret_key, PROJECT).with_phase(phase));
+        let sim = simulator::spawn(config).expect("simulator");
         let mut env = Self {
             ns,
             sim,

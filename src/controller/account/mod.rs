@@ -167,14 +167,20 @@ impl Account {
         self.circuit.call(&self.client, f).await
     }
 
-    /// Looks for tasks named exactly `name` (the API's own name filter is not exact).
-    pub async fn find_by_name(&self, name: &str) -> Result<Option<RemoteTask>, DcsError> {
+    /// Looks for a task named exactly `name` (the API's own name filter is not exact) that
+    /// `ours` accepts.
+    pub async fn find_by_name(
+        &self,
+        name: &str,
+        ours: impl Fn(&RemoteTask) -> bool,
+    ) -> Result<Option<RemoteTask>, DcsError> {
         let mut offset = 0;
         loop {
             let query = ListQuery { offset: Some(offset), limit: Some(PAGE), name: Some(name.to_owned()) };
             let page = self.call(|c| async move { c.list_migration_tasks(&query).await }).await?;
-            if let Some(found) = page.migration_tasks.iter().find(|t| t.task_name.as_deref() == Some(name)) {
-                return Ok(Some(RemoteTask::from_summary(found)));
+            let named = page.migration_tasks.iter().filter(|t| t.task_name.as_deref() == Some(name));
+            if let Some(found) = named.map(RemoteTask::from_summary).find(|t| ours(t)) {
+                return Ok(Some(found));
             }
             offset += PAGE;
             let total = page.count.unwrap_or(0);
