@@ -635,9 +635,9 @@ pub(crate) mod tests {
             ("INCRMIGRATING", Step::Observe, Step::Observe),
             ("SUCCESS", Step::Observe, Step::Observe),
             ("MIGRATION_SUCCESS", Step::Observe, Step::Observe),
-            ("FAILED", Step::Observe, Step::Observe),
-            ("MIGRATION_FAILED", Step::Observe, Step::Observe),
-            ("ERROR", Step::Observe, Step::Observe),
+            ("FAILED", Step::ReadFailure, Step::ReadFailure),
+            ("MIGRATION_FAILED", Step::ReadFailure, Step::ReadFailure),
+            ("ERROR", Step::ReadFailure, Step::ReadFailure),
             ("TERMINATING", Step::Observe, Step::Observe),
             ("TERMINATED", Step::Observe, Step::Observe),
             ("RELEASED", Step::Observe, Step::Observe),
@@ -664,7 +664,7 @@ pub(crate) mod tests {
             ("TERMINATING", Step::Observe),
             ("TERMINATED", Step::Observe),
             ("SUCCESS", Step::Observe),
-            ("FAILED", Step::Observe),
+            ("FAILED", Step::ReadFailure),
         ] {
             assert_eq!(run(&s, &with_task_id(), CreateMark::None, &Remote::Present(task(word))), want, "{word}");
         }
@@ -727,6 +727,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_provisioning_job_is_read_while_the_task_provisions_and_a_failure_is_explained_once() {
+        let s = spec(MigrationType::Online);
+        let with_job = RedisMigrationStatus { job_id: Some("j1".into()), ..with_task_id() };
+        let step = |status: &RedisMigrationStatus, word: &str, state: &mut State| {
+            state.remote = Remote::Present(task(word));
+            decide(&Inputs { spec: &s, status, state, generation: Some(1), create_grace: GRACE })
+        };
+        let mut state = State::new(CreateMark::None, None, false, false);
+        assert_eq!(step(&with_job, "CREATING", &mut state), Step::ReadJob("j1".into()));
+        assert_eq!(step(&with_task_id(), "CREATING", &mut state), Step::Observe, "no job known");
+        assert_eq!(step(&with_job, "FAILED", &mut state), Step::ReadJob("j1".into()), "the job first");
+        state.job_read = true;
+        assert_eq!(step(&with_job, "FAILED", &mut state), Step::ReadFailure, "then the log");
+        state.failure_read = true;
+        assert_eq!(step(&with_job, "FAILED", &mut state), Step::Observe, "once per pass");
+        let explained = RedisMigrationStatus {
+            last_error: Some(LastError { message: "why".into(), ..Default::default() }),
+            ..with_task_id()
+        };
+        let mut fresh = State::new(CreateMark::None, None, false, false);
+        assert_eq!(step(&explained, "FAILED", &mut fresh), Step::Observe, "once per failure");
+    }
+
+    #[test]
     fn a_changed_resume_mode_is_applied_while_the_task_migrates() {
         let mut s = spec(MigrationType::Online);
         s.online.as_mut().unwrap().resume_mode = ResumeMode::Manual;
@@ -751,6 +775,14 @@ pub(crate) mod tests {
 
     fn network(sent: bool) -> DcsError {
         DcsError::Network { operation: crate::dcs::Operation::ShowMigrationTask, sent, detail: "reset".into() }
+    }
+
+    fn job(status: &str, reason: Option<&str>) -> JobInfo {
+        JobInfo { status: Some(status.into()), fail_reason: reason.map(str::to_owned), ..Default::default() }
+    }
+
+    fn log(message: &str) -> MigrationLog {
+        MigrationLog { message: Some(message.into()), log_level: Some("ERROR".into()), ..Default::default() }
     }
 
     /// One row: the result, and what the pass's state must say afterwards.

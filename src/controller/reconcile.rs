@@ -16,12 +16,14 @@ use super::requests::{self, CreateBody, Passwords};
 use super::switchover;
 use crate::crd::{Phase, Progress, RedisMigration, SwitchAction, SwitchState};
 use crate::dcs::DcsError;
-use crate::dcs::model::{ExchangeInstanceIpBody, LogsQuery, MigrationStats};
+use crate::dcs::model::{ExchangeInstanceIpBody, LogsQuery, MigrationLog, MigrationStats};
+use crate::dcs::scrub::Scrubber;
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,12 +176,21 @@ async fn perform(pass: &Pass<'_>, account: &Account, state: &State, step: Step) 
         },
         Step::SendSwitch(action) => StepResult::SwitchSent(send_switch(pass, account, &id, action).await),
         Step::ReadJob(job) => StepResult::JobRead(account.call(|c| async move { c.show_job_info(&job).await }).await),
-        Step::ReadFailure => {
-            let query = LogsQuery::newest_errors(1);
-            let page = account.call(|c| async move { c.list_migration_task_logs(&id, &query).await }).await;
-            StepResult::FailureRead(page.map(|p| p.migration_logs.into_iter().next()))
-        }
+        Step::ReadFailure => StepResult::FailureRead(newest_error(pass, account, &id).await),
     }))
+}
+
+/// The newest ERROR line of a failed task's log, with the resource's Redis passwords scrubbed
+/// from it (a log line may quote what it was given).
+async fn newest_error(pass: &Pass<'_>, account: &Account, id: &str) -> Result<Option<MigrationLog>, DcsError> {
+    let (id, query) = (id.to_owned(), LogsQuery::newest_errors(1));
+    let page = account.call(|c| async move { c.list_migration_task_logs(&id, &query).await }).await?;
+    let Some(mut line) = page.migration_logs.into_iter().next() else { return Ok(None) };
+    let passwords = Passwords { namespace: &pass.namespace, secrets: &pass.secrets };
+    let values = requests::password_values(&pass.rm.spec, &passwords).await;
+    let scrubber = Scrubber::new(values.iter().map(|v| v.expose_secret()));
+    line.message = line.message.map(|m| scrubber.scrub(&m));
+    Ok(Some(line))
 }
 
 /// Passes an accepted batch outcome's crash point.

@@ -29,6 +29,18 @@ impl Passwords<'_> {
     }
 }
 
+/// The Redis passwords the spec references, as far as they can be read: to scrub them from text
+/// the API gives back.
+pub async fn password_values(spec: &RedisMigrationSpec, passwords: &Passwords<'_>) -> Vec<SecretString> {
+    let mut values = Vec::new();
+    for endpoint in [spec.source.as_ref(), Some(&spec.target)].into_iter().flatten() {
+        if let Ok(Some(value)) = passwords.read(endpoint.password_secret_ref.as_ref()).await {
+            values.push(value);
+        }
+    }
+    values
+}
+
 /// A create request of either kind.
 pub enum CreateBody {
     BackupImport(CreateMigrationTaskBody),
