@@ -67,6 +67,21 @@ fn list(env: &Env) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// What docs/operations.md tells a user to do when a switch-over request is `SwitchUnconfirmed`
+/// (a kill between recording it and confirming it): raise `spec.switchover.attempt`. The operator
+/// never resends it by itself; the simulator shows an unconfirmed request had no effect, so the
+/// counts of exchanges and rollbacks per task stay one per request.
+fn ask_again_where_unconfirmed(env: &Env, items: &BTreeMap<String, Value>) {
+    for (name, rm) in items {
+        let asked = rm["spec"]["switchover"]["attempt"].as_i64().unwrap_or(0);
+        let answered = rm["status"]["switchover"]["attempt"].as_i64().unwrap_or(0);
+        if condition(rm, "SwitchedOver").is_some_and(|c| c["reason"] == "SwitchUnconfirmed") && asked == answered {
+            let patch = json!({"spec": {"switchover": {"attempt": asked + 1}}}).to_string();
+            kubectl_ok(env, &["patch", &format!("rmig/{name}"), "--type=merge", "-p", &patch]);
+        }
+    }
+}
+
 fn kubectl_ok(env: &Env, args: &[&str]) {
     let out = env.kubectl(args);
     assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -212,6 +227,7 @@ impl Chaos {
         loop {
             self.tick();
             let items = list(env);
+            ask_again_where_unconfirmed(env, &items);
             if let Some(v) = check(&items) {
                 return v;
             }

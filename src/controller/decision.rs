@@ -906,6 +906,34 @@ pub(crate) mod tests {
             ),
             ("switch sent", (StepResult::SwitchSent(Ok(())), |s| !s.switch_recorded_now && s.requeue == Some(TICK))),
             ("switch not sent", (StepResult::SwitchSent(Err(network(false))), |s| s.problem.is_some())),
+            ("job pending", (StepResult::JobRead(Ok(job("RUNNING", None))), |s| s.job_read && s.requeue == Some(TICK))),
+            (
+                "job failed",
+                (StepResult::JobRead(Ok(job("FAIL", Some("no ip")))), |s| {
+                    s.last_error
+                        .as_ref()
+                        .is_some_and(|e| e.code.as_deref() == Some("JOB_FAILED") && e.message.contains("no ip"))
+                }),
+            ),
+            (
+                "job unreadable",
+                (StepResult::JobRead(Err(api_error(404, "DCS.4404"))), |s| {
+                    s.job_read && s.problem.is_none() && s.requeue.is_none() && s.last_error.is_none()
+                }),
+            ),
+            (
+                "failure logged",
+                (StepResult::FailureRead(Ok(Some(log("NOAUTH")))), |s| {
+                    s.failure_read && s.last_error.as_ref().is_some_and(|e| e.message == "NOAUTH")
+                }),
+            ),
+            ("failure not logged", (StepResult::FailureRead(Ok(None)), |s| s.failure_read && s.last_error.is_some())),
+            (
+                "log unreadable",
+                (StepResult::FailureRead(Err(network(true))), |s| {
+                    s.failure_read && s.problem.is_none() && s.last_error.is_some()
+                }),
+            ),
             (
                 "switch unconfirmed",
                 (StepResult::SwitchSent(Err(network(true))), |s| {

@@ -159,15 +159,18 @@ fn synced_reason(problem: &Problem) -> Reason {
     }
 }
 
+/// Copies what the task says into status; every remote string is bounded (1 KiB), so a hostile
+/// endpoint cannot bloat the resource.
 fn mirror_remote(status: &mut RedisMigrationStatus, task: &RemoteTask) {
-    status.task_id = Some(task.task_id.clone());
-    if task.task_name.is_some() {
-        status.task_name = task.task_name.clone();
+    let bounded = |s: &str| super::decision::bounded(s);
+    status.task_id = Some(bounded(&task.task_id));
+    if let Some(name) = &task.task_name {
+        status.task_name = Some(bounded(name));
     }
-    status.remote_status = Some(task.status.word().to_owned()).filter(|w| !w.is_empty());
+    status.remote_status = Some(bounded(task.status.word())).filter(|w| !w.is_empty());
     let keep = |old: &mut Option<String>, new: &Option<String>| {
-        if new.is_some() {
-            old.clone_from(new);
+        if let Some(new) = new {
+            *old = Some(bounded(new));
         }
     };
     keep(&mut status.ecs_private_ip, &task.ecs_private_ip);

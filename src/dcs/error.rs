@@ -73,6 +73,12 @@ pub enum DcsError {
     /// An answer arrived that is not the documented JSON.
     #[error("{operation} failed: cannot decode the HTTP {status} answer: {detail}")]
     Decode { operation: Operation, status: u16, detail: String },
+    /// Not sent: the account already has this many calls in flight (a slow endpoint).
+    #[error("not sent: {in_flight} calls to this endpoint are already waiting for an answer")]
+    Busy { in_flight: usize },
+    /// A list walk found more pages than an account may have.
+    #[error("ListMigrationTask failed: the project lists more than {pages} pages of tasks")]
+    TooManyTasks { pages: u32 },
     /// The request could not be built (bad endpoint, bad argument).
     #[error("invalid DCS request: {0}")]
     InvalidRequest(String),
@@ -89,6 +95,8 @@ impl DcsError {
             Self::Api { error, .. } => classify(error.status, &error.code),
             Self::Redirected { .. } => ErrorClass::BadRequest,
             Self::Network { .. } => ErrorClass::Network,
+            Self::Busy { .. } => ErrorClass::Throttled,
+            Self::TooManyTasks { .. } => ErrorClass::Server,
             Self::Decode { .. } => ErrorClass::Decode,
             Self::InvalidRequest(_) => ErrorClass::BadRequest,
         }
@@ -111,6 +119,11 @@ impl DcsError {
         }
     }
 
+    /// True when the endpoint did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Network { detail, .. } if detail.starts_with("timed out"))
+    }
+
     /// True when the task the call named does not exist.
     pub fn is_not_found(&self) -> bool {
         self.class() == ErrorClass::NotFound
@@ -126,6 +139,7 @@ impl DcsError {
     pub fn certainly_not_applied(&self) -> bool {
         match self {
             Self::Network { sent, .. } => !sent,
+            Self::Busy { .. } => true,
             Self::Api { error, .. } => {
                 matches!(classify(error.status, &error.code), ErrorClass::Throttled | ErrorClass::Authentication)
             }

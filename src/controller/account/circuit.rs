@@ -1,6 +1,8 @@
-//! The account's 401 circuit (design.md §4): the real API locks an access key for 5 minutes after
-//! more than 5 failed authentications in a row, so a refused key pauses every call of its
-//! account, from 1 minute doubling up to 16, instead of being retried from every resource.
+//! The account's circuit (design.md §4). A 401: the real API locks an access key for 5 minutes
+//! after more than 5 failed authentications in a row, so a refused key pauses every call of its
+//! account, from 1 minute doubling up to 16, instead of being retried from every resource. An
+//! endpoint that times out again and again pauses its account too (from 30 s doubling up to 5
+//! minutes), so that one slow endpoint does not keep calls of other tenants waiting behind it.
 
 use crate::dcs::{DcsClient, DcsError, ErrorClass};
 use std::future::Future;
@@ -9,6 +11,10 @@ use std::time::{Duration, Instant};
 
 const FIRST: Duration = Duration::from_secs(60);
 const MAX: Duration = Duration::from_secs(16 * 60);
+const FIRST_SLOW: Duration = Duration::from_secs(30);
+const MAX_SLOW: Duration = Duration::from_secs(5 * 60);
+/// Timeouts in a row that open the circuit.
+const TIMEOUTS: u32 = 3;
 
 #[derive(Debug)]
 struct Open {
@@ -21,6 +27,8 @@ struct Open {
 #[derive(Debug, Default)]
 pub struct Circuit {
     open: Mutex<Option<Open>>,
+    /// Timeouts in a row since the last answer.
+    timeouts: Mutex<u32>,
 }
 
 impl Circuit {
@@ -45,22 +53,25 @@ impl Circuit {
         open.as_ref().filter(|o| now < o.until).map(|o| o.error.clone())
     }
 
-    /// A refused key opens (or reopens, for twice as long) the circuit; a success closes it.
+    /// A refused key opens (or reopens, for twice as long) the circuit, and so do timeouts in a
+    /// row; an answer closes it.
     fn record(&self, error: Option<&DcsError>, now: Instant) {
+        let mut timeouts = self.timeouts.lock().expect("circuit lock");
+        *timeouts = if error.is_some_and(DcsError::is_timeout) { *timeouts + 1 } else { 0 };
         let mut open = self.open.lock().expect("circuit lock");
-        match error {
-            Some(e) if e.class() == ErrorClass::Authentication => {
-                let wait = open.as_ref().map_or(FIRST, |o| o.next);
-                tracing::warn!(
-                    wait_s = wait.as_secs(),
-                    code = e.code(),
-                    "DCS refused the credentials; pausing calls for this account"
-                );
-                *open = Some(Open { until: now + wait, next: (wait * 2).min(MAX), error: e.clone() });
+        let (first, max) = match error {
+            Some(e) if e.class() == ErrorClass::Authentication => (FIRST, MAX),
+            Some(e) if e.is_timeout() && *timeouts >= TIMEOUTS => (FIRST_SLOW, MAX_SLOW),
+            Some(_) => return,
+            None => {
+                *open = None;
+                return;
             }
-            Some(_) => {}
-            None => *open = None,
-        }
+        };
+        let e = error.expect("an error opens the circuit");
+        let wait = open.as_ref().map_or(first, |o| o.next.min(max));
+        tracing::warn!(wait_s = wait.as_secs(), code = e.code(), error = %e, "pausing calls for this account");
+        *open = Some(Open { until: now + wait, next: (wait * 2).min(max), error: e.clone() });
     }
 }
 
@@ -96,5 +107,22 @@ mod tests {
         let network = DcsError::Network { operation: Operation::ListMigrationTask, sent: false, detail: "x".into() };
         circuit.record(Some(&network), t0);
         assert!(circuit.refusal(t0).is_none());
+    }
+
+    #[test]
+    fn timeouts_in_a_row_open_the_circuit_and_an_answer_resets_the_count() {
+        let circuit = Circuit::default();
+        let t0 = Instant::now();
+        let slow =
+            DcsError::Network { operation: Operation::ListMigrationTask, sent: true, detail: "timed out".into() };
+        circuit.record(Some(&slow), t0);
+        circuit.record(Some(&slow), t0);
+        circuit.record(None, t0);
+        circuit.record(Some(&slow), t0);
+        assert!(circuit.refusal(t0).is_none(), "an answer in between resets the count");
+        circuit.record(Some(&slow), t0);
+        circuit.record(Some(&slow), t0);
+        assert!(circuit.refusal(t0 + Duration::from_secs(29)).is_some());
+        assert!(circuit.refusal(t0 + Duration::from_secs(31)).is_none());
     }
 }

@@ -60,6 +60,13 @@ impl AccountKey {
     }
 }
 
+/// Calls of reconciles in flight at once per account: a slow endpoint holds at most this many
+/// reconcile slots; further calls wait at most `PERMIT_WAIT`, then give their slot back.
+const IN_FLIGHT: usize = 4;
+const PERMIT_WAIT: Duration = Duration::from_secs(2);
+/// An account nobody used for this long, with nothing to watch, is dropped (its loops end).
+const IDLE: Duration = Duration::from_secs(10 * 60);
+
 /// All accounts in use.
 pub struct Accounts {
     accounts: Mutex<HashMap<AccountKey, Arc<Account>>>,
@@ -84,7 +91,10 @@ impl Accounts {
     pub fn get(&self, access: &AccountAccess) -> Result<Arc<Account>, DcsError> {
         let key = AccountKey::of(access);
         let mut accounts = self.accounts.lock().expect("accounts lock");
+        let now = Instant::now();
+        accounts.retain(|_, account| Arc::strong_count(account) > 1 || !account.idle_since(now, IDLE));
         if let Some(account) = accounts.get(&key) {
+            *account.used.lock().expect("used lock") = now;
             return Ok(account.clone());
         }
         let mut config =
@@ -117,6 +127,8 @@ pub struct Account {
     stops: Arc<Batcher>,
     restarts: Arc<Batcher>,
     deletes: Arc<Batcher>,
+    in_flight: tokio::sync::Semaphore,
+    used: Mutex<Instant>,
 }
 
 impl Drop for Account {
@@ -151,19 +163,32 @@ impl Account {
             refreshed: watch::channel(0).0,
             wake: Arc::new(Notify::new()),
             triggers,
+            in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
+            used: Mutex::new(Instant::now()),
         }
+    }
+
+    /// True when nothing is watched and nobody asked for the account for `idle`.
+    fn idle_since(&self, now: Instant, idle: Duration) -> bool {
+        let used = *self.used.lock().expect("used lock");
+        now.duration_since(used) >= idle && self.view().is_idle()
     }
 
     fn view(&self) -> MutexGuard<'_, View> {
         self.view.lock().expect("view lock")
     }
 
-    /// Runs one API call through the account's 401 circuit.
+    /// Runs one API call of a reconcile through the account's circuit, at most `IN_FLIGHT` at
+    /// once: when the endpoint is that slow, the caller gives its reconcile slot back instead of
+    /// queueing behind it (a transient error, retried with backoff).
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, DcsError>
     where
         F: FnOnce(DcsClient) -> Fut,
         Fut: Future<Output = Result<T, DcsError>>,
     {
+        let Ok(Ok(_permit)) = tokio::time::timeout(PERMIT_WAIT, self.in_flight.acquire()).await else {
+            return Err(DcsError::Busy { in_flight: IN_FLIGHT });
+        };
         self.circuit.call(&self.client, f).await
     }
 
@@ -182,11 +207,10 @@ impl Account {
             if let Some(found) = named.map(RemoteTask::from_summary).find(|t| ours(t)) {
                 return Ok(Some(found));
             }
-            offset += PAGE;
-            let total = page.count.unwrap_or(0);
-            if page.migration_tasks.is_empty() || u64::from(offset) >= total {
+            if view::last_page(page.migration_tasks.len(), offset)? {
                 return Ok(None);
             }
+            offset += PAGE;
         }
     }
 

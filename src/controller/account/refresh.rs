@@ -3,7 +3,7 @@
 
 use super::super::observed::RemoteTask;
 use super::Account;
-use super::view::{Observed, PAGE, Plan};
+use super::view::{self, Observed, PAGE, Plan};
 use crate::dcs::model::{ListQuery, MigrationStats};
 use crate::dcs::{DcsClient, DcsError};
 use std::collections::HashMap;
@@ -75,17 +75,16 @@ impl Account {
         let total = loop {
             let query = ListQuery { offset: Some(offset), limit: Some(PAGE), name: None };
             let page = self.look(|c| async move { c.list_migration_tasks(&query).await }).await?;
-            let total = page.count.unwrap_or(0) as usize;
             let rows = page.migration_tasks.len();
             for row in &page.migration_tasks {
                 if let Some(id) = &row.task_id {
                     tasks.insert(id.clone(), RemoteTask::from_summary(row));
                 }
             }
-            offset += PAGE;
-            if rows == 0 || offset as usize >= total {
-                break total;
+            if view::last_page(rows, offset)? {
+                break offset as usize + rows;
             }
+            offset += PAGE;
         };
         Ok(Observed { tasks, complete: true, project_tasks: Some(total) })
     }

@@ -12,6 +12,21 @@ use std::time::{Duration, Instant};
 
 /// Page size of a list walk (the API's maximum).
 pub const PAGE: u32 = 1000;
+/// Most pages one walk reads: 64,000 tasks per account; an endpoint that has (or claims) more is
+/// refused rather than walked forever.
+pub const MAX_PAGES: u32 = 64;
+
+/// True when the page of `rows` read at `offset` ends the walk: a short page is the last one,
+/// whatever `count` claims; a walk past `MAX_PAGES` is an error.
+pub fn last_page(rows: usize, offset: u32) -> Result<bool, DcsError> {
+    if rows < PAGE as usize {
+        return Ok(true);
+    }
+    if offset / PAGE + 1 >= MAX_PAGES {
+        return Err(DcsError::TooManyTasks { pages: MAX_PAGES });
+    }
+    Ok(false)
+}
 
 /// What the loop last saw of one task.
 #[derive(Debug, Clone, PartialEq)]
@@ -243,6 +258,10 @@ impl View {
                 if first {
                     tracing::warn!(error = %e, "observing the account's tasks failed; retrying every tick");
                 }
+                if matches!(e, DcsError::TooManyTasks { .. }) {
+                    // Too long a history to walk: show each watched task from now on.
+                    self.project_tasks = Some(usize::MAX);
+                }
                 self.last_error = Some(e);
                 let woken = self.watched.values().filter(|w| first || w.awaited_since.is_some());
                 return woken.map(|w| w.owner.clone()).collect();
@@ -429,5 +448,14 @@ mod tests {
         assert_eq!(due, vec!["a", "c"]);
         assert!(view.due_stats(t0 + Duration::from_secs(5), Duration::from_secs(10), 5).is_empty());
         assert_eq!(view.due_stats(t0 + Duration::from_secs(10), Duration::from_secs(10), 1).len(), 1);
+    }
+
+    #[test]
+    fn a_walk_ends_on_a_short_page_and_never_runs_past_its_limit() {
+        assert!(last_page(0, 0).unwrap());
+        assert!(last_page(999, 5 * PAGE).unwrap());
+        assert!(!last_page(1000, 0).unwrap());
+        assert!(!last_page(1000, (MAX_PAGES - 2) * PAGE).unwrap());
+        assert!(last_page(1000, (MAX_PAGES - 1) * PAGE).is_err());
     }
 }
