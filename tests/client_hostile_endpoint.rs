@@ -3,6 +3,8 @@
 //! answer than its operation needs, and it accepts the no-content answers of update, exchange,
 //! rollback and sync-stop whatever their body (`dcs-api.md` §12.2).
 
+mod raw_http;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use dcs_migration_operator::dcs::model::*;
 use dcs_migration_operator::dcs::{ClientConfig, Credentials, DcsClient, DcsError, Endpoint, RetryPolicy};
 use secrecy::SecretString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 const AK: &str = "HOSTILEACCESSKEY0001";
@@ -26,29 +28,6 @@ const SECRETS: [&str; 5] = [AK, SK, TOKEN, SOURCE_PASSWORD, TARGET_PASSWORD];
 struct RawServer {
     url: String,
     requests: Arc<AtomicUsize>,
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let Ok(n) = stream.read(&mut buf).await else { return raw };
-        if n == 0 {
-            return raw;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if raw.len() >= end + 4 + length {
-                return raw;
-            }
-        }
-    }
 }
 
 fn http_answer(status: &str, content_type: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
@@ -72,10 +51,7 @@ async fn serve(answer: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static) -> Raw
             let answer = answer.clone();
             let counter = counter.clone();
             tokio::spawn(async move {
-                let raw = read_request(&mut stream).await;
-                if raw.is_empty() {
-                    return;
-                }
+                let Some(raw) = raw_http::read_request(&mut stream).await else { return };
                 counter.fetch_add(1, Ordering::SeqCst);
                 let _ = stream.write_all(&answer(&raw)).await;
                 let _ = stream.shutdown().await;

@@ -8,41 +8,19 @@
 //!   leaves no secret in status, Events or logs, and the DCS code is still shown.
 
 mod e2e;
+mod raw_http;
 mod support;
 
 use e2e::{Env, Operator};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 const PHASE: Duration = Duration::from_millis(400);
 const HUGE: usize = 15 * 1024 * 1024;
 const STALL: Duration = Duration::from_secs(28);
-
-/// The request: head and body (by its content-length); `None` when the client went away.
-async fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if raw.len() >= end + 4 + length {
-                return Some(raw);
-            }
-        }
-    }
-}
 
 /// A loopback endpoint whose every answer is `answer(request, stream)`; its URL and how many
 /// requests reached it.
@@ -59,7 +37,7 @@ where
         while let Ok((mut stream, _)) = listener.accept().await {
             let counter = counter.clone();
             tokio::spawn(async move {
-                if let Some(request) = read_request(&mut stream).await {
+                if let Some(request) = raw_http::read_request(&mut stream).await {
                     counter.fetch_add(1, Ordering::SeqCst);
                     answer(request, stream).await;
                 }

@@ -24,19 +24,7 @@ fn create_as(user: &str, ns: &str, manifest: &Value) -> Output {
 }
 
 fn kubectl_as(user: &str, ns: &str, args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = support::control_plane()
-        .kubectl()
-        .args(["--as", user, "-n", ns])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    support::kubectl_stdin(&[&["--as", user, "-n", ns], args].concat(), input)
 }
 
 /// An online migration that references three Secrets: credentials, source and target passwords.

@@ -56,18 +56,6 @@ pub struct RunConfig {
 
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
-    let api: Api<RedisMigration> = match &config.watch_namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let secrets: Api<PartialObjectMeta<Secret>> = match &config.watch_namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let mut watcher_config = watcher::Config::default();
-    if let Some(selector) = &config.label_selector {
-        watcher_config = watcher_config.labels(selector);
-    }
     let (triggers, woken) = mpsc::unbounded_channel::<ObjectRef<RedisMigration>>();
     let events = Events::new(client.clone(), FIELD_MANAGER, std::env::var("POD_NAME").ok());
     let (sweeps, swept) = mpsc::unbounded_channel();
@@ -82,55 +70,29 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         config.settings,
         secrets::Guard::new(sweeps.clone()),
     ));
-
-    // The cache keeps what reconciles read: managedFields and kubectl's last-applied copy of the
-    // spec are dropped on the way in (they are most of an object's size, and read by nobody here).
-    let (store, writer) = reflector::store();
-    let objects = reflector(
-        writer,
-        watcher(api, watcher_config).default_backoff().modify(|rm: &mut RedisMigration| {
-            rm.managed_fields_mut().clear();
-            rm.annotations_mut().remove(names::LAST_APPLIED);
-        }),
-    )
-    .applied_objects();
+    let (store, objects) =
+        redis_migrations(&client, config.watch_namespace.as_deref(), config.label_selector.as_deref());
     let controller = Controller::for_stream(objects, store.clone())
         .with_config(controller::Config::default().concurrency(concurrency));
     config.metrics.watch_store(store.clone());
     tokio::spawn(report_synced(store.clone(), config.health.clone()));
-    tokio::spawn(tenancy::watch(client.clone(), config.watch_namespace, tenancy, store.clone(), namespace_wakes));
-    tokio::spawn(secrets::sweep(client, store.clone(), swept, sweeps));
+    let watch_namespace = config.watch_namespace.clone();
+    tokio::spawn(tenancy::watch(client.clone(), watch_namespace, tenancy, store.clone(), namespace_wakes));
     // Secrets are watched by metadata only (no data, no cache) and mapped to the resources that
     // reference them by name, so a fixed or rotated Secret wakes exactly those.
     let guard_ctx = ctx.clone();
-    let secret_events = watcher(secrets, watcher::Config::default())
-        .touched_objects()
-        .inspect_ok(move |secret| guard_ctx.guard.observe(secret));
-    let backlog = config.metrics.clone();
-    let woken = futures::stream::unfold(woken, move |mut rx| {
-        let backlog = backlog.clone();
-        async move {
-            let next = rx.recv().await;
-            backlog.set_backlog(rx.len());
-            next.map(|r| (r, rx))
-        }
-    });
-    let metrics = config.metrics.clone();
-    let measured = move |rm: Arc<RedisMigration>, ctx: Arc<Context>| {
-        let metrics = metrics.clone();
-        async move {
-            let _in_flight = metrics.reconcile_started();
-            let started = Instant::now();
-            let result = reconcile::reconcile(rm, ctx).await;
-            metrics.reconciled(result.is_ok(), started.elapsed());
-            result
-        }
-    };
+    let secret_events = watcher(
+        scoped::<PartialObjectMeta<Secret>>(&client, config.watch_namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .touched_objects()
+    .inspect_ok(move |secret| guard_ctx.guard.observe(secret));
+    tokio::spawn(secrets::sweep(client, store.clone(), swept, sweeps));
     controller
         .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| referencing(&store, &secret))
-        .reconcile_on(woken)
+        .reconcile_on(backlogged(woken, config.metrics.clone()))
         .graceful_shutdown_on(shutdown)
-        .run(measured, error_policy, ctx)
+        .run(measured(config.metrics), error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::trace!(%object, "reconciled"),
@@ -138,6 +100,75 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
             }
         })
         .await;
+}
+
+/// An API for `K` in the watched namespace, or in all.
+fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The RedisMigration cache and its stream of changes. The cache keeps what reconciles read:
+/// managedFields and kubectl's last-applied copy of the spec are dropped on the way in (they are
+/// most of an object's size, and read by nobody here).
+fn redis_migrations(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: Option<&str>,
+) -> (Store<RedisMigration>, impl futures::Stream<Item = Result<RedisMigration, watcher::Error>> + use<>) {
+    let mut watcher_config = watcher::Config::default();
+    if let Some(selector) = selector {
+        watcher_config = watcher_config.labels(selector);
+    }
+    let (store, writer) = reflector::store();
+    let objects = reflector(
+        writer,
+        watcher(scoped::<RedisMigration>(client, namespace), watcher_config).default_backoff().modify(
+            |rm: &mut RedisMigration| {
+                rm.managed_fields_mut().clear();
+                rm.annotations_mut().remove(names::LAST_APPLIED);
+            },
+        ),
+    )
+    .applied_objects();
+    (store, objects)
+}
+
+/// The resources the accounts' loops wake, reporting how many wait.
+fn backlogged(
+    woken: mpsc::UnboundedReceiver<ObjectRef<RedisMigration>>,
+    metrics: Arc<Metrics>,
+) -> impl futures::Stream<Item = ObjectRef<RedisMigration>> {
+    futures::stream::unfold(woken, move |mut rx| {
+        let backlog = metrics.clone();
+        async move {
+            let next = rx.recv().await;
+            backlog.set_backlog(rx.len());
+            next.map(|r| (r, rx))
+        }
+    })
+}
+
+/// `reconcile`, counted and timed.
+fn measured(
+    metrics: Arc<Metrics>,
+) -> impl FnMut(Arc<RedisMigration>, Arc<Context>) -> futures::future::BoxFuture<'static, Result<Action, pass::Error>> {
+    move |rm, ctx| {
+        let metrics = metrics.clone();
+        Box::pin(async move {
+            let _in_flight = metrics.reconcile_started();
+            let started = Instant::now();
+            let result = reconcile::reconcile(rm, ctx).await;
+            metrics.reconciled(result.is_ok(), started.elapsed());
+            result
+        })
+    }
 }
 
 /// Marks the replica ready once the RedisMigration cache holds the complete initial list.

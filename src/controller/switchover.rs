@@ -233,7 +233,9 @@ mod tests {
     fn each_request_is_looked_at_recorded_and_sent_once() {
         let target = Some(ServingSide::Target);
         let source = Some(ServingSide::Source);
-        let table: Vec<(SwitchoverSpec, Option<SwitchoverStatus>, Option<&str>, bool, Option<Need>)> = vec![
+        /// spec, record, word read in this pass, recorded in this pass, what is needed.
+        type Row = (SwitchoverSpec, Option<SwitchoverStatus>, Option<&'static str>, bool, Option<Need>);
+        let table: Vec<Row> = vec![
             (spec(false, 0), None, None, false, Some(Need::Look)),
             (spec(false, 0), None, Some(""), false, Some(Need::Request(Exchange))),
             (spec(true, 0), None, Some(""), false, None),

@@ -463,27 +463,41 @@ impl DcsClient {
         // "accepted" whatever it says) the start is enough and the rest is never buffered.
         let limit = if success { operation.max_answer_bytes() } else { MAX_ERROR_ANSWER_BYTES };
         let whole = success && operation.answer_has_content();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| network_error(operation, &e, scrubber))? {
-            if bytes.len() + chunk.len() > limit {
-                if whole {
-                    return Err(DcsError::Decode {
-                        operation,
-                        status,
-                        detail: format!("the answer exceeds {limit} bytes"),
-                    });
-                }
-                bytes.extend_from_slice(&chunk[..limit - bytes.len()]);
-                break;
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_capped(&mut response, limit, whole)
+            .await
+            .map_err(|e| network_error(operation, &e, scrubber))?
+            .ok_or_else(|| DcsError::Decode {
+                operation,
+                status,
+                detail: format!("the answer exceeds {limit} bytes"),
+            })?;
         if success {
             Ok((status, bytes))
         } else {
             Err(DcsError::Api { operation, error: parse_error_body(status, &bytes, request_id.as_deref(), scrubber) })
         }
     }
+}
+
+/// Reads an answer's body up to `limit` bytes: a body that must be `whole` and is longer is
+/// refused (`None`); of any other the start is kept and the rest never read.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    limit: usize,
+    whole: bool,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if bytes.len() + chunk.len() > limit {
+            if whole {
+                return Ok(None);
+            }
+            bytes.extend_from_slice(&chunk[..limit - bytes.len()]);
+            break;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
 }
 
 /// The bounded label of a failed exchange: a well-formed `DCS.nnnn`/`APIGW.nnnn` code, else the

@@ -165,18 +165,7 @@ impl Env {
     }
 
     pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> std::process::Output {
-        use std::io::Write;
-        let mut child = support::control_plane()
-            .kubectl()
-            .args(["-n", &self.ns])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        support::kubectl_stdin(&[&["-n", &self.ns], args].concat(), input)
     }
 
     /// The RedisMigration as JSON.

@@ -241,6 +241,22 @@ pub async fn service_account_token(ns: &str, sa: &str) -> String {
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`; panics naming `what` otherwise.
+/// Runs the control plane's kubectl with `input` on its standard input.
+pub fn kubectl_stdin(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = control_plane()
+        .kubectl()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
