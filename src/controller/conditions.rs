@@ -107,6 +107,11 @@ pub fn holds(conditions: &[Condition], type_: ConditionType, value: bool, reason
     find(conditions, type_).is_some_and(|c| c.status == truth(value) && c.reason == reason.as_str())
 }
 
+/// The condition of this type when it has this status.
+pub fn find_with(conditions: &[Condition], type_: ConditionType, value: bool) -> Option<&Condition> {
+    find(conditions, type_).filter(|c| c.status == truth(value))
+}
+
 /// The condition of this type, if set.
 pub fn find(conditions: &[Condition], type_: ConditionType) -> Option<&Condition> {
     conditions.iter().find(|c| c.type_ == type_.as_str())

@@ -290,9 +290,8 @@ fn failure_step(status: &RedisMigrationStatus, state: &State, task_state: TaskSt
 
 /// True when the API refused this very generation of the spec as invalid (a 4xx on create).
 fn refused_for_generation(status: &RedisMigrationStatus, generation: Option<i64>) -> bool {
-    super::conditions::find(&status.conditions, super::conditions::ConditionType::Stalled).is_some_and(|c| {
-        c.status == "True" && c.reason == Reason::InvalidSpec.as_str() && c.observed_generation == generation
-    })
+    super::conditions::find_with(&status.conditions, super::conditions::ConditionType::Stalled, true)
+        .is_some_and(|c| c.reason == Reason::InvalidSpec.as_str() && c.observed_generation == generation)
 }
 
 fn resume_mode_step(spec: &RedisMigrationSpec, task: &RemoteTask) -> Option<Step> {

@@ -237,8 +237,8 @@ impl<'c> Pass<'c> {
     /// A Warning Event for a problem, unless status already reports the same one.
     pub async fn warn(&self, reason: &str, action: &str, problem: &Problem) {
         let message = problem.message();
-        let already = super::conditions::find(&self.written.conditions, ConditionType::Synced)
-            .is_some_and(|c| c.status == "False" && c.message == message);
+        let already = super::conditions::find_with(&self.written.conditions, ConditionType::Synced, false)
+            .is_some_and(|c| c.message == message);
         if !already {
             self.event(EventType::Warning, reason, action, message.to_owned()).await;
         }

@@ -252,9 +252,11 @@ pub(crate) struct UpdateMigrationTaskBody {
 /// Body of `ExchangeInstanceIp`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExchangeInstanceIpBody {
-    /// The IPs to exchange between source and target.
+    /// The IPs to exchange between source and target; left out when empty (as terraform does).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exchanged_ip: Vec<String>,
-    /// Also exchange the instances' domain names.
+    /// Also exchange the instances' domain names; sent only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub is_exchange_domain: bool,
 }
 
