@@ -15,8 +15,11 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export GOTOOLCHAIN=local CGO_ENABLED=0
 
-mod_version() { # module go.mod → version of a required module
-  sed -n "s#^[[:space:]]*\(require[[:space:]]\{1,\}\)\{0,1\}$2[[:space:]]\{1,\}\(v[^[:space:]]*\).*#\2#p" "$1" | head -n1
+# No `producer | head -n1` in this script: under pipefail, head exiting first kills the producer with SIGPIPE and
+# the pipeline fails with 141 at random (a cold `make demo` failed about one time in eight). Producers stop
+# themselves (sed's q) or the whole output is read first.
+mod_version() { # module go.mod → version of a required module (the first require line)
+  sed -n "s#^[[:space:]]*\(require[[:space:]]\{1,\}\)\{0,1\}$2[[:space:]]\{1,\}\(v[^[:space:]]*\).*#\2#;T;p;q" "$1"
 }
 k8s_version=$(mod_version "$repo/tools/k8s/go.mod" 'k8s\.io/kubernetes')
 helm_version=$(mod_version "$repo/tools/helm/go.mod" 'helm\.sh/helm/v3')
@@ -90,9 +93,10 @@ mv -f "$bin_dir/helm.tmp" "$bin_dir/helm"
 
 # etcd: the static binary shipped in the etcd-bin-vendored-linux-amd64 crate's source.
 log "locating etcd (crate etcd-bin-vendored-linux-amd64) with cargo metadata"
-manifest=$(cd "$repo" && cargo metadata --format-version 1 \
-  | grep -o '"manifest_path":"[^"]*/etcd-bin-vendored-linux-amd64-[0-9][^"/]*/Cargo.toml"' | head -n1 \
-  | sed 's/^"manifest_path":"//; s/"$//')
+metadata=$(cd "$repo" && cargo metadata --format-version 1)
+manifest_re='"manifest_path":"([^"]*/etcd-bin-vendored-linux-amd64-[0-9][^"/]*/Cargo.toml)"'
+manifest=""
+[[ $metadata =~ $manifest_re ]] && manifest=${BASH_REMATCH[1]}
 [[ -n $manifest && -x $(dirname "$manifest")/bin/etcd ]] || {
   echo "no bin/etcd found via cargo metadata: is etcd-bin-vendored-linux-amd64 in Cargo.toml's [dev-dependencies]?" >&2
   exit 1
@@ -101,7 +105,8 @@ cp -f "$(dirname "$manifest")/bin/etcd" "$bin_dir/etcd.tmp"
 mv -f "$bin_dir/etcd.tmp" "$bin_dir/etcd"
 
 "$bin_dir/kube-apiserver" --version >&2
-"$bin_dir/etcd" --version | head -n1 >&2
+etcd_banner=$("$bin_dir/etcd" --version)
+echo "${etcd_banner%%$'\n'*}" >&2
 "$bin_dir/helm" version --short >&2
 make_stamp > "$bin_dir/stamp" # again: cargo metadata may just have added etcd to Cargo.lock
 echo "$bin_dir"

@@ -18,7 +18,7 @@ export GOTOOLCHAIN=local
 check=false
 if [[ ${1:-} == --check ]]; then
   check=true
-  version=$(sed -n 's#^[[:space:]]*\(require[[:space:]]\{1,\}\)\{0,1\}k8s\.io/kubernetes[[:space:]]\{1,\}\(v[^[:space:]]*\).*#\2#p' "$here/go.mod" | head -n1)
+  version=$(sed -n 's#^[[:space:]]*\(require[[:space:]]\{1,\}\)\{0,1\}k8s\.io/kubernetes[[:space:]]\{1,\}\(v[^[:space:]]*\).*#\2#;T;p;q' "$here/go.mod")
 else
   version=${1:?usage: $0 vX.Y.Z | --check}
 fi
