@@ -125,7 +125,11 @@ fn values_schema_refuses_bad_values_naming_the_key() {
             "metrics.serviceMonitor.port=metrics",
             &["/metrics/serviceMonitor", "additional properties 'port' not allowed"],
         ),
-        ("--set", "metrics.serviceMonitor.interval=soon", &["/metrics/serviceMonitor/interval", "does not match pattern"]),
+        (
+            "--set",
+            "metrics.serviceMonitor.interval=soon",
+            &["/metrics/serviceMonitor/interval", "does not match pattern"],
+        ),
         ("--set", "nodeSelctor.disk=ssd", &["additional properties 'nodeSelctor' not allowed"]),
         ("--set", "hostNetwork=maybe", &["/hostNetwork", "want boolean"]),
         ("--set", "caBundle.cert=x", &["/caBundle", "additional properties 'cert' not allowed"]),
@@ -742,12 +746,20 @@ fn adopters_values_reach_the_pod_and_the_monitoring_objects() {
     assert_eq!(pod["imagePullSecrets"], json!([{"name": "registry-credentials"}]));
     assert_eq!(pod["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
     assert_eq!(pod["tolerations"][0]["key"], "dedicated");
-    assert_eq!(pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"][0]["key"], "pool");
+    assert_eq!(
+        pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
+            [0]["key"],
+        "pool"
+    );
     assert_eq!(pod["topologySpreadConstraints"][0]["topologyKey"], "topology.kubernetes.io/zone");
     assert_eq!(pod["priorityClassName"], "system-cluster-critical");
     assert_eq!(pod["hostNetwork"], true);
     assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
-    assert_eq!(d["spec"]["strategy"]["rollingUpdate"], json!({"maxSurge": 0, "maxUnavailable": 1}), "host ports: no surge");
+    assert_eq!(
+        d["spec"]["strategy"]["rollingUpdate"],
+        json!({"maxSurge": 0, "maxUnavailable": 1}),
+        "host ports: no surge"
+    );
     assert_eq!(template["metadata"]["annotations"]["example.com/owner"], "platform");
     assert!(template["metadata"]["annotations"]["checksum/ca-bundle"].is_string(), "a new bundle rolls the Pod");
     assert_eq!(template["metadata"]["labels"]["team"], "platform");
@@ -764,10 +776,15 @@ fn adopters_values_reach_the_pod_and_the_monitoring_objects() {
     assert_eq!(var("SSL_CERT_DIR")["value"], "/etc/ssl/certs:/etc/dcs-migration-operator/ca");
     let mounts = c["volumeMounts"].as_array().unwrap();
     assert!(mounts.iter().any(|m| m["name"] == "scratch" && m["mountPath"] == "/scratch"));
-    assert!(mounts.iter().any(|m| m["name"] == "ca-bundle" && m["mountPath"] == "/etc/dcs-migration-operator/ca" && m["readOnly"] == true));
+    assert!(mounts.iter().any(|m| m["name"] == "ca-bundle"
+        && m["mountPath"] == "/etc/dcs-migration-operator/ca"
+        && m["readOnly"] == true));
     let volumes = pod["volumes"].as_array().unwrap();
     let ca = volumes.iter().find(|v| v["name"] == "ca-bundle").unwrap();
-    assert_eq!(ca["configMap"], json!({"name": "shard-a-dcs-migration-operator-ca-bundle", "items": [{"key": "ca.crt", "path": "ca.crt"}]}));
+    assert_eq!(
+        ca["configMap"],
+        json!({"name": "shard-a-dcs-migration-operator-ca-bundle", "items": [{"key": "ca.crt", "path": "ca.crt"}]})
+    );
     assert!(volumes.iter().any(|v| v["name"] == "scratch"));
     let bundle = find("ConfigMap", "shard-a-dcs-migration-operator-ca-bundle");
     assert!(bundle["data"]["ca.crt"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
@@ -820,7 +837,8 @@ fn schema_paths(schema: &Value, root: &Value, prefix: &str, out: &mut Vec<(Strin
 #[test]
 fn the_chart_readme_documents_exactly_the_values_schema() {
     let dir = e2e::repo().join(e2e::CHART_DIR);
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("values.schema.json")).unwrap()).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("values.schema.json")).unwrap()).unwrap();
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     let values_section = readme.split("## Values").nth(1).unwrap().split("\n## ").next().unwrap();
     let documented: Vec<String> = values_section
@@ -848,7 +866,10 @@ fn the_chart_readme_documents_exactly_the_values_schema() {
             None => true,
         };
         if parent_documented_in_parts && !documented.iter().any(|d| path.starts_with(&format!("{d}."))) {
-            assert!(covered(path), "values.schema.json has `{path}`, which the README's Values table does not document");
+            assert!(
+                covered(path),
+                "values.schema.json has `{path}`, which the README's Values table does not document"
+            );
         }
     }
     // And the defaults the README names are values.yaml's: every documented key exists there.
@@ -910,9 +931,17 @@ fn metric_names(expr: &str) -> Vec<String> {
 fn the_dashboard_and_the_alerts_query_only_series_the_operator_serves() {
     let served = served_series();
     assert!(served.contains("dcs_migration_dcs_calls_total"), "{served:?}");
-    let all = objects(&helm_template_values("x", "prometheusRule: {enabled: true}\ngrafanaDashboard: {enabled: true}\n", &[]));
-    let dashboard = all.iter().find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "x-dcs-migration-operator-dashboard").unwrap();
-    let dashboard: Value = serde_json::from_str(dashboard["data"]["dcs-migration-operator.json"].as_str().unwrap()).unwrap();
+    let all = objects(&helm_template_values(
+        "x",
+        "prometheusRule: {enabled: true}\ngrafanaDashboard: {enabled: true}\n",
+        &[],
+    ));
+    let dashboard = all
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "x-dcs-migration-operator-dashboard")
+        .unwrap();
+    let dashboard: Value =
+        serde_json::from_str(dashboard["data"]["dcs-migration-operator.json"].as_str().unwrap()).unwrap();
     let mut exprs: Vec<String> = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
@@ -940,7 +969,8 @@ fn the_dashboard_and_the_alerts_query_only_series_the_operator_serves() {
 
 #[test]
 fn every_alert_has_a_runbook_anchor_in_docs_operations() {
-    let all = objects(&helm_template_values("x", "prometheusRule: {enabled: true}\n", &["templates/prometheusrule.yaml"]));
+    let all =
+        objects(&helm_template_values("x", "prometheusRule: {enabled: true}\n", &["templates/prometheusrule.yaml"]));
     let operations = std::fs::read_to_string(e2e::repo().join("docs/operations.md")).unwrap();
     // GitHub's anchors: a heading, lowercased, spaces to dashes, other punctuation dropped.
     let anchors: Vec<String> = operations

@@ -111,7 +111,9 @@ fn in_each_layer(args: &str) -> Vec<Vec<u8>> {
 fn files_in_archive() -> Vec<String> {
     let mut files: Vec<String> = in_each_layer("-t")
         .iter()
-        .flat_map(|l| String::from_utf8_lossy(l).lines().filter(|l| !l.ends_with('/')).map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|l| {
+            String::from_utf8_lossy(l).lines().filter(|l| !l.ends_with('/')).map(str::to_owned).collect::<Vec<_>>()
+        })
         .collect();
     files.sort();
     files

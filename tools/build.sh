@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Build (or reuse) the test control plane's binaries and print the directory that holds them:
-#   kube-apiserver  built from tools/k8s (k8s.io/kubernetes, pinned in tools/k8s/go.mod), version stamped
+#   kube-apiserver  built from tools/k8s (k8s.io/kubernetes, pinned in tools/k8s/go.mod), version stamped, and from
+#   kube-controller-manager, kube-scheduler, kubelet   the same module, for the test node (control-plane up --node)
 #   helm            built from tools/helm (helm.sh/helm/v3, pinned in tools/helm/go.mod), kube version stamped
 #   etcd            copied from the etcd-bin-vendored-linux-amd64 crate (a dev-dependency in Cargo.toml)
+#   pause.tar       the node's sandbox image (docker-archive, its name in pause.image): Kubernetes' own pause.c from
+#                   the same module, compiled static with gcc, in a FROM scratch image built with podman
 # into ${XDG_CACHE_HOME:-~/.cache}/dcs-migration-operator/k8s-<version>/ behind a stamp file (Kubernetes, helm and
 # etcd versions, `go version`, hashes of the wrapper go.mod/go.sum files and of this script), so that a warm run
 # builds nothing. Called by `scripts/control-plane build` (and `make control-plane`).
@@ -39,13 +42,16 @@ make_stamp() {
   echo "etcd $(etcd_version)"
   go version
   (cd "$repo" && sha256sum tools/k8s/go.mod tools/k8s/go.sum tools/helm/go.mod tools/helm/go.sum tools/build.sh)
+  echo "gcc $(gcc -dumpfullversion 2>/dev/null)"
 }
 stamp=$(make_stamp)
-binaries=(kube-apiserver etcd helm)
+k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+binaries=("${k8s_commands[@]}" etcd helm)
 
 current() {
   [[ -f $bin_dir/stamp && $(cat "$bin_dir/stamp") == "$stamp" ]] || return 1
   local b; for b in "${binaries[@]}"; do [[ -x $bin_dir/$b ]] || return 1; done
+  [[ -s $bin_dir/pause.tar && -s $bin_dir/pause.image ]]
 }
 if current; then echo "$bin_dir"; exit 0; fi
 if [[ ${1:-} == --check ]]; then
@@ -71,10 +77,13 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 log "downloading modules for kube-apiserver $k8s_version"
 (cd "$repo/tools/k8s" && timed go mod download) # no-op when GOMODCACHE is warm
-log "compiling kube-apiserver $k8s_version (about 3-6 min on 2 cores with a cold GOCACHE, seconds with a warm one)"
+log "compiling ${k8s_commands[*]} $k8s_version (cold GOCACHE on 2 cores: about 3-6 min for kube-apiserver, more for the
+  node's binaries; seconds with a warm one)"
+rm -rf "$bin_dir/.k8s.tmp"; mkdir -p "$bin_dir/.k8s.tmp"
 (cd "$repo/tools/k8s" && timed nice -n 10 go build -mod=readonly -buildvcs=false -trimpath -ldflags "$ldflags" \
-  -o "$bin_dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-mv -f "$bin_dir/kube-apiserver.tmp" "$bin_dir/kube-apiserver"
+  -o "$bin_dir/.k8s.tmp/" "${k8s_commands[@]/#/k8s.io/kubernetes/cmd/}")
+for b in "${k8s_commands[@]}"; do mv -f "$bin_dir/.k8s.tmp/$b" "$bin_dir/$b"; done
+rmdir "$bin_dir/.k8s.tmp"
 
 # helm, with its default .Capabilities.KubeVersion set from its client-go minor (as helm's own Makefile does).
 client_go=$(cd "$repo/tools/helm" && go list -mod=readonly -m -f '{{.Version}}' k8s.io/client-go)
@@ -104,7 +113,25 @@ manifest=""
 cp -f "$(dirname "$manifest")/bin/etcd" "$bin_dir/etcd.tmp"
 mv -f "$bin_dir/etcd.tmp" "$bin_dir/etcd"
 
-"$bin_dir/kube-apiserver" --version >&2
+# The sandbox image, from the same module's build/pause (no registry: the node never pulls).
+log "building the sandbox image (pause.c, gcc -static, podman)"
+for c in gcc podman; do command -v "$c" >/dev/null || { echo "the sandbox image needs $c (Debian: apt-get install gcc podman runc)" >&2; exit 1; }; done
+pause_image=localhost/dcs-control-plane/pause:$k8s_version
+pause_src=$(cd "$repo/tools/k8s" && go list -mod=readonly -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
+pause_ctx=$bin_dir/.pause.tmp
+rm -rf "$pause_ctx"; mkdir -p "$pause_ctx"
+gcc -Os -Wall -Werror -static -DVERSION="$k8s_version" -o "$pause_ctx/pause" "$pause_src"
+printf '%s\n' 'FROM scratch' 'COPY pause /pause' 'USER 65535:65535' 'ENTRYPOINT ["/pause"]' > "$pause_ctx/Containerfile"
+read -r -a podman <<< "$("$repo/tools/image.sh" --podman-command)"
+"${podman[@]}" build --pull=never --network=none -q -t "$pause_image" "$pause_ctx" >&2
+rm -f "$bin_dir/pause.tar.tmp"
+"${podman[@]}" save --format docker-archive -o "$bin_dir/pause.tar.tmp" "$pause_image" >&2
+"${podman[@]}" rmi "$pause_image" >/dev/null
+mv -f "$bin_dir/pause.tar.tmp" "$bin_dir/pause.tar"
+echo "$pause_image" > "$bin_dir/pause.image"
+rm -rf "$pause_ctx"
+
+for b in "${k8s_commands[@]}"; do "$bin_dir/$b" --version >&2; done
 etcd_banner=$("$bin_dir/etcd" --version)
 echo "${etcd_banner%%$'\n'*}" >&2
 "$bin_dir/helm" version --short >&2
