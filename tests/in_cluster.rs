@@ -221,6 +221,13 @@ async fn the_chart_installed_on_a_node_runs_the_operator_image_as_users_run_it()
 
     // helm uninstall, once the resources are gone: the CRD stays (keep policy), no finalizer is left behind.
     ok(env.kubectl(&["delete", "rmig", "--all", "--timeout=60s"]), "deleting the remaining RedisMigrations");
+    let protected = || {
+        let secrets = json(&["get", "secrets", "-n", &env.ns]);
+        secrets["items"].as_array().unwrap().iter().any(|s| !s["metadata"]["finalizers"].is_null())
+    };
+    until("the Secrets released once no resource needs them", Duration::from_secs(60), ctx, || {
+        (!protected()).then_some(())
+    });
     helm(&["uninstall", release, "-n", &ns, "--wait", "--timeout", "60s"]);
     let crd = json(&["get", "crd", CRD_NAME]);
     assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");

@@ -117,6 +117,14 @@ fn cgroups_named(prefix: &str) -> Vec<String> {
 
 #[test]
 fn pods_reach_the_api_server_by_its_service_and_down_leaves_nothing_behind() {
+    // Another test binary's node (tests/in_cluster.rs) may still be going down: its watchdog runs after it exits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while String::from_utf8_lossy(&Command::new("iptables-save").output().unwrap().stdout)
+        .contains("dcs-control-plane-node")
+    {
+        assert!(Instant::now() < deadline, "another control plane's node stays up on this machine");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let before = host_state();
     let dir = std::env::temp_dir().join(format!("dcs-control-plane-node-test-{}", std::process::id()));
     let up = script(&["up", "--node"], &dir);

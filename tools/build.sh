@@ -4,6 +4,7 @@
 #   kube-controller-manager, kube-scheduler, kubelet   the same module, for the test node (control-plane up --node)
 #   helm            built from tools/helm (helm.sh/helm/v3, pinned in tools/helm/go.mod), kube version stamped
 #   etcd            copied from the etcd-bin-vendored-linux-amd64 crate (a dev-dependency in Cargo.toml)
+#   promtool        built from tools/promtool (github.com/prometheus/prometheus, pinned), for the alerts' unit tests
 #   pause.tar       the node's sandbox image (docker-archive, its name in pause.image): Kubernetes' own pause.c from
 #                   the same module, compiled static with gcc, in a FROM scratch image built with podman
 # into ${XDG_CACHE_HOME:-~/.cache}/dcs-migration-operator/k8s-<version>/ behind a stamp file (Kubernetes, helm and
@@ -41,12 +42,13 @@ make_stamp() {
   echo "helm $helm_version"
   echo "etcd $(etcd_version)"
   go version
-  (cd "$repo" && sha256sum tools/k8s/go.mod tools/k8s/go.sum tools/helm/go.mod tools/helm/go.sum tools/build.sh)
+  (cd "$repo" && sha256sum tools/k8s/go.mod tools/k8s/go.sum tools/helm/go.mod tools/helm/go.sum tools/promtool/go.mod \
+    tools/promtool/go.sum tools/build.sh)
   echo "gcc $(gcc -dumpfullversion 2>/dev/null)"
 }
 stamp=$(make_stamp)
 k8s_commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
-binaries=("${k8s_commands[@]}" etcd helm)
+binaries=("${k8s_commands[@]}" etcd helm promtool)
 
 current() {
   [[ -f $bin_dir/stamp && $(cat "$bin_dir/stamp") == "$stamp" ]] || return 1
@@ -100,6 +102,14 @@ log "compiling helm $helm_version (kube version 1.$helm_k8s_minor)"
   -o "$bin_dir/helm.tmp" helm.sh/helm/v3/cmd/helm)
 mv -f "$bin_dir/helm.tmp" "$bin_dir/helm"
 
+# promtool (no replace lines upstream: a wrapper module pins the version).
+log "downloading modules for promtool"
+(cd "$repo/tools/promtool" && timed go mod download)
+log "compiling promtool"
+(cd "$repo/tools/promtool" && timed nice -n 10 go build -mod=readonly -buildvcs=false -trimpath -ldflags "-s -w" \
+  -o "$bin_dir/promtool.tmp" github.com/prometheus/prometheus/cmd/promtool)
+mv -f "$bin_dir/promtool.tmp" "$bin_dir/promtool"
+
 # etcd: the static binary shipped in the etcd-bin-vendored-linux-amd64 crate's source.
 log "locating etcd (crate etcd-bin-vendored-linux-amd64) with cargo metadata"
 metadata=$(cd "$repo" && cargo metadata --format-version 1)
@@ -135,5 +145,6 @@ for b in "${k8s_commands[@]}"; do "$bin_dir/$b" --version >&2; done
 etcd_banner=$("$bin_dir/etcd" --version)
 echo "${etcd_banner%%$'\n'*}" >&2
 "$bin_dir/helm" version --short >&2
+"$bin_dir/promtool" --version >&2
 make_stamp > "$bin_dir/stamp" # again: cargo metadata may just have added etcd to Cargo.lock
 echo "$bin_dir"
