@@ -125,7 +125,13 @@ mv -f "$bin_dir/etcd.tmp" "$bin_dir/etcd"
 
 # The sandbox image, from the same module's build/pause (no registry: the node never pulls).
 log "building the sandbox image (pause.c, gcc -static, podman)"
-for c in gcc podman; do command -v "$c" >/dev/null || { echo "the sandbox image needs $c (Debian: apt-get install gcc podman runc)" >&2; exit 1; }; done
+if ! command -v gcc >/dev/null || ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
+  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null ||
+    { echo "the sandbox image needs gcc, podman and runc (Debian: apt-get install gcc libc6-dev podman runc)" >&2; exit 1; }
+  log "installing gcc, podman and runc from Debian"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev podman runc >&2
+fi
 pause_image=localhost/dcs-control-plane/pause:$k8s_version
 pause_src=$(cd "$repo/tools/k8s" && go list -mod=readonly -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
 pause_ctx=$bin_dir/.pause.tmp
