@@ -233,3 +233,107 @@ fn the_static_binary_in_the_image_resolves_host_names() {
     assert!(listed.get("migration_tasks").is_some() || listed.get("count").is_some(), "the API's answer: {listed}");
     sim.shutdown();
 }
+
+#[test]
+fn the_image_trusts_a_private_ca_mounted_as_the_charts_ca_bundle() {
+    // An HTTPS endpoint whose certificate a private CA (as Huawei Cloud Stack's) signed; the chart's caBundle mounts
+    // that CA at /etc/dcs-migration-operator/ca and sets SSL_CERT_DIR (charts/.../templates/deployment.yaml).
+    load_archive();
+    let dir = std::env::temp_dir().join(format!("image-test-ca-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("ca")).unwrap();
+    let openssl = |args: &[&str]| ok(Command::new("openssl").args(args).current_dir(&dir).output().unwrap(), "openssl");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca/ca.crt",
+        "-subj",
+        "/CN=private CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n\
+         subjectAltName=DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca/ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ]);
+    std::fs::set_permissions(dir.join("ca/ca.crt"), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // openssl's test server: TLS with that certificate, then any HTTP answer (not the DCS API's: only TLS is tested).
+    let port = free_port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-WWW", "-accept", &format!("127.0.0.1:{port}"), "-cert", "server.crt"])
+        .args(["-key", "server.key"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let list = |bundle: bool| {
+        let mut cmd = podman();
+        cmd.args(["run", "--rm"]).args(run_options());
+        if bundle {
+            cmd.arg(format!("--volume={}:/etc/dcs-migration-operator/ca:ro", dir.join("ca").display()))
+                .arg("--env=SSL_CERT_DIR=/etc/ssl/certs:/etc/dcs-migration-operator/ca");
+        }
+        cmd.args(["--env=HUAWEICLOUD_SDK_AK=AK", "--env=HUAWEICLOUD_SDK_SK=SK", &image(), "dcs", "list"])
+            .args(["--region", "cn-north-4", "--project-id", "0123456789abcdef0123456789abcdef", "--endpoint"])
+            .arg(format!("https://localhost:{port}"));
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let without = list(false);
+    let with = list(true);
+    let _ = server.kill();
+    let _ = server.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(without.contains("UnknownIssuer"), "the image's public CAs alone refuse it: {without}");
+    assert!(!with.contains("certificate") && with.contains("HTTP 200"), "TLS verified with the bundle: {with}");
+}
