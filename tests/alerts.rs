@@ -2,7 +2,8 @@
 //! tools/build.sh) on the series a real operator serves: the operator runs against the simulator, a task fails, DCS
 //! calls fail, and two scrapes of its `/metrics` become promtool's input series (with the `job` and `namespace`
 //! labels a Prometheus scrape of the chart's Service adds). The expressions, `for` durations and labels are
-//! tested here; the annotations (runbook_url) in tests/chart.rs.
+//! tested here; the annotations (runbook_url) in tests/chart.rs. promtool also parses every query of the chart's
+//! Grafana dashboard (tests/chart.rs checks that they name only served series).
 
 mod e2e;
 mod support;
@@ -173,4 +174,44 @@ async fn the_alerts_fire_on_the_metrics_of_a_real_operator_with_a_failed_task_an
         file.display()
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_query_of_the_grafana_dashboard_parses_as_promql() {
+    // promtool parses rule files: each query becomes a recording rule, Grafana's variables given sample values.
+    let rendered = e2e::helm_template(
+        RELEASE,
+        NAMESPACE,
+        &["grafanaDashboard.enabled=true"],
+        &["templates/grafana-dashboard.yaml"],
+    );
+    let map: Value = serde_saphyr::from_str(&rendered).unwrap();
+    let dashboard: Value = serde_json::from_str(map["data"]["dcs-migration-operator.json"].as_str().unwrap()).unwrap();
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            queries.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(queries.len() >= 8, "{queries:?}");
+    let rules: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let q = q.replace("$__rate_interval", "5m").replace("$job", ".+").replace("$namespace", ".+");
+            json!({"record": format!("dashboard:query{i}"), "expr": q})
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("dashboard-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("dashboard-rules.json");
+    std::fs::write(&file, json!({"groups": [{"name": "dashboard", "rules": rules}]}).to_string()).unwrap();
+    let out = std::process::Command::new(promtool()).args(["check", "rules"]).arg(&file).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
