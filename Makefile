@@ -1,6 +1,7 @@
 # dcs-migration-operator — every entry point a user or CI needs.
 #   make demo        control plane + DCS simulator + operator, examples applied until Ready (make demo-down stops it)
 #   make test        every test (CI runs exactly this)
+#   make image       the shipped container image, saved as target/image/dcs-migration-operator.tar
 #   make control-plane   build/reuse kube-apiserver, etcd and helm for the tests (cached)
 #   make bench       the benchmarks
 #   make chaos       the long chaos suite (make test runs a short form)
@@ -33,9 +34,10 @@ deploy:
 reference:
 	DCS_UPDATE_DOCS=1 cargo test --test reference_docs
 
-# Needs a container engine (none on the CI machines).
+# The shipped image (Dockerfile) built with podman, no registry pull: dcs-migration-operator:<crate version>, saved
+# as target/image/dcs-migration-operator.tar (tools/image.sh installs podman and runc from Debian when missing).
 image:
-	docker build -t dcs-migration-operator:0.1.0 .
+	tools/image.sh
 
 # The controller suite with the operator authenticated as the chart's own ServiceAccount.
 test-as-chart-identity: control-plane
@@ -51,7 +53,8 @@ $(VENV)/.installed: $(PYTHON_REQUIREMENTS)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(PYTHON_REQUIREMENTS)
 	touch $@
 
-test: control-plane python-deps test-rust test-as-chart-identity test-python
+# The image first: tests/image.rs runs it.
+test: control-plane python-deps image test-rust test-as-chart-identity test-python
 
 test-rust:
 	cargo test $(TEST_FEATURES) --no-fail-fast --lib --bins --tests

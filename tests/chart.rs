@@ -71,6 +71,7 @@ fn install_monitoring_crds() {
                 "--for=condition=Established",
                 "crd/servicemonitors.monitoring.coreos.com",
                 "crd/prometheusrules.monitoring.coreos.com",
+                "crd/podmonitors.monitoring.coreos.com",
                 "--timeout=60s",
             ])
             .output()
@@ -121,9 +122,21 @@ fn values_schema_refuses_bad_values_naming_the_key() {
         ("--set", "crds.install=yes", &["/crds/install", "want boolean"]),
         (
             "--set",
-            "metrics.serviceMonitor.interval=30s",
-            &["/metrics/serviceMonitor", "additional properties 'interval' not allowed"],
+            "metrics.serviceMonitor.port=metrics",
+            &["/metrics/serviceMonitor", "additional properties 'port' not allowed"],
         ),
+        (
+            "--set",
+            "metrics.serviceMonitor.interval=soon",
+            &["/metrics/serviceMonitor/interval", "does not match pattern"],
+        ),
+        ("--set", "nodeSelctor.disk=ssd", &["additional properties 'nodeSelctor' not allowed"]),
+        ("--set", "hostNetwork=maybe", &["/hostNetwork", "want boolean"]),
+        ("--set", "caBundle.cert=x", &["/caBundle", "additional properties 'cert' not allowed"]),
+        ("--set-json", "extraArgs=\"--tick=5s\"", &["/extraArgs", "want array"]),
+        ("--set-json", "podLabels={\"team\":1}", &["/podLabels/team", "want string"]),
+        ("--set", "prometheusRule.runbookBaseUrl=docs", &["/prometheusRule/runbookBaseUrl", "does not match pattern"]),
+        ("--set", "leaderElection.leaseName=Not_A_Name", &["/leaderElection/leaseName", "does not match pattern"]),
     ];
     for (flag, value, wanted) in cases {
         let out = helm(&["template", "x", &chart, flag, value]);
@@ -193,6 +206,8 @@ fn deployment_runs_the_operator_as_the_design_says() {
             "--log-format",
             "json",
             "--leader-elect",
+            "--lease-name",
+            "dcs-migration-operator",
             "--allowed-endpoints",
             "dcs.*.myhuaweicloud.com,dcs.*.otc.t-systems.com"
         ]
@@ -738,40 +753,315 @@ async fn examples_reach_ready_with_the_operator_as_the_charts_service_account_wi
     examples_reach_ready_as(ChartIdentity::ClusterWide, "chart-sa-cluster").await;
 }
 
-#[test]
-fn dockerfile_builds_a_static_non_root_release_image_without_crash_points() {
-    // No container engine here: the invariants are checked on the text (the build itself is not run).
-    let dockerfile = std::fs::read_to_string(e2e::repo().join("Dockerfile")).unwrap();
-    let instructions: Vec<&str> =
-        dockerfile.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
-    let from: Vec<&&str> = instructions.iter().filter(|l| l.starts_with("FROM ")).collect();
-    assert_eq!(from.len(), 2, "multi-stage: a builder and the final image");
-    assert!(
-        from[1].contains("distroless/static") && from[1].contains("nonroot"),
-        "a minimal non-root final image: {}",
-        from[1]
-    );
-    assert_eq!(
-        instructions.iter().rev().find(|l| l.starts_with("USER ")),
-        Some(&"USER 65532:65532"),
-        "runs as 65532, as the chart's securityContext says"
-    );
-    let builds: Vec<&&str> = instructions.iter().filter(|l| l.contains("cargo build")).collect();
-    assert!(!builds.is_empty());
-    for b in builds {
-        assert!(
-            b.contains("--release") && b.contains("--locked") && b.contains("--target"),
-            "a locked release build for the static target: {b}"
-        );
+/// Renders the chart with a values file (YAML text); panics with helm's message on failure.
+fn helm_template_values(release: &str, values: &str, show_only: &[&str]) -> String {
+    let file = std::env::temp_dir().join(format!("chart-values-{}-{}.yaml", std::process::id(), rand::random::<u32>()));
+    std::fs::write(&file, values).unwrap();
+    let mut args = vec!["template".to_string(), release.to_string(), chart(), "--namespace".into(), "ops".into()];
+    args.extend(["--values".to_string(), file.display().to_string()]);
+    for t in show_only {
+        args.extend(["--show-only".to_string(), t.to_string()]);
     }
-    assert!(dockerfile.contains("x86_64-unknown-linux-musl"), "a static (musl) binary");
-    assert!(
-        !instructions
-            .iter()
-            .any(|l| l.contains("crash-points") || l.contains("--features") || l.contains("--all-features")),
-        "never the crash-points feature"
+    let out = helm(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    std::fs::remove_file(&file).unwrap();
+    assert!(out.status.success(), "helm template: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const ADOPTER_VALUES: &str = r#"
+imagePullSecrets: [{name: registry-credentials}]
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: dedicated, operator: Equal, value: operators, effect: NoSchedule}]
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: In, values: [ops]}]}]
+topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}
+priorityClassName: system-cluster-critical
+podAnnotations: {example.com/owner: platform}
+podLabels: {team: platform}
+extraArgs: ["--tick=5s"]
+extraEnv: [{name: RUST_LOG, value: debug}]
+extraVolumes: [{name: scratch, emptyDir: {}}]
+extraVolumeMounts: [{name: scratch, mountPath: /scratch}]
+caBundle:
+  pem: |
+    -----BEGIN CERTIFICATE-----
+    MIIB
+    -----END CERTIFICATE-----
+labelSelector: dcs.migration.io/shard=a
+hostNetwork: true
+metrics:
+  serviceMonitor: {enabled: true, labels: {release: kube-prometheus-stack}, interval: 15s, scrapeTimeout: 5s}
+  podMonitor: {enabled: true, labels: {release: kube-prometheus-stack}, interval: 20s}
+prometheusRule: {enabled: true, labels: {release: kube-prometheus-stack}}
+grafanaDashboard: {enabled: true}
+"#;
+
+#[test]
+fn adopters_values_reach_the_pod_and_the_monitoring_objects() {
+    let all = objects(&helm_template_values("shard-a", ADOPTER_VALUES, &[]));
+    let find = |kind: &str, name: &str| {
+        all.iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+    let d = find("Deployment", "shard-a-dcs-migration-operator");
+    let template = &d["spec"]["template"];
+    let pod = &template["spec"];
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "registry-credentials"}]));
+    assert_eq!(pod["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    assert_eq!(
+        pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"]
+            [0]["key"],
+        "pool"
     );
-    assert!(instructions.iter().any(|l| l.starts_with("ENTRYPOINT [\"/usr/local/bin/dcs-migration-operator\"]")));
-    let ignore = std::fs::read_to_string(e2e::repo().join(".dockerignore")).unwrap();
-    assert!(ignore.lines().any(|l| l.trim() == "target/"), ".dockerignore keeps target/ out of the build context");
+    assert_eq!(pod["topologySpreadConstraints"][0]["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(
+        d["spec"]["strategy"]["rollingUpdate"],
+        json!({"maxSurge": 0, "maxUnavailable": 1}),
+        "host ports: no surge"
+    );
+    assert_eq!(template["metadata"]["annotations"]["example.com/owner"], "platform");
+    assert!(template["metadata"]["annotations"]["checksum/ca-bundle"].is_string(), "a new bundle rolls the Pod");
+    assert_eq!(template["metadata"]["labels"]["team"], "platform");
+    assert_eq!(template["metadata"]["labels"]["app.kubernetes.io/instance"], "shard-a", "selector labels stay");
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let after = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap_or_else(|| panic!("no {flag}")) + 1];
+    assert_eq!(after("--lease-name"), "shard-a-dcs-migration-operator", "one Lease per release");
+    assert_eq!(after("--label-selector"), "dcs.migration.io/shard=a");
+    assert_eq!(args.last(), Some(&"--tick=5s"), "extra args come last");
+    let env = c["env"].as_array().unwrap();
+    let var = |name: &str| env.iter().find(|e| e["name"] == name).unwrap_or_else(|| panic!("no {name}")).clone();
+    assert_eq!(var("RUST_LOG")["value"], "debug");
+    assert_eq!(var("SSL_CERT_DIR")["value"], "/etc/ssl/certs:/etc/dcs-migration-operator/ca");
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    assert!(mounts.iter().any(|m| m["name"] == "scratch" && m["mountPath"] == "/scratch"));
+    assert!(mounts.iter().any(|m| m["name"] == "ca-bundle"
+        && m["mountPath"] == "/etc/dcs-migration-operator/ca"
+        && m["readOnly"] == true));
+    let volumes = pod["volumes"].as_array().unwrap();
+    let ca = volumes.iter().find(|v| v["name"] == "ca-bundle").unwrap();
+    assert_eq!(
+        ca["configMap"],
+        json!({"name": "shard-a-dcs-migration-operator-ca-bundle", "items": [{"key": "ca.crt", "path": "ca.crt"}]})
+    );
+    assert!(volumes.iter().any(|v| v["name"] == "scratch"));
+    let bundle = find("ConfigMap", "shard-a-dcs-migration-operator-ca-bundle");
+    assert!(bundle["data"]["ca.crt"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+
+    let sm = find("ServiceMonitor", "shard-a-dcs-migration-operator");
+    assert_eq!(sm["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    assert_eq!(sm["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(sm["spec"]["endpoints"][0]["scrapeTimeout"], "5s");
+    let pm = find("PodMonitor", "shard-a-dcs-migration-operator");
+    assert_eq!(pm["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["interval"], "20s");
+    assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["port"], "metrics");
+    let rule = find("PrometheusRule", "shard-a-dcs-migration-operator");
+    assert_eq!(rule["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    let dashboard = find("ConfigMap", "shard-a-dcs-migration-operator-dashboard");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+
+    // An existing ConfigMap instead of inline certificates; both at once is refused.
+    let existing = objects(&helm_template_values(
+        "x",
+        "caBundle: {configMapName: hcs-ca, key: root.pem}\n",
+        &["templates/deployment.yaml"],
+    ));
+    let volumes = existing[0]["spec"]["template"]["spec"]["volumes"].as_array().unwrap().clone();
+    let ca = volumes.iter().find(|v| v["name"] == "ca-bundle").unwrap();
+    assert_eq!(ca["configMap"], json!({"name": "hcs-ca", "items": [{"key": "root.pem", "path": "ca.crt"}]}));
+    let out = helm(&["template", "x", &chart(), "--set", "caBundle.pem=x,caBundle.configMapName=y"]);
+    assert!(!out.status.success() && stderr(&out).contains("set pem or configMapName, not both"), "{}", stderr(&out));
+}
+
+/// Every key path of values.schema.json's properties, following `$ref`s: `a`, `a.b`, ...
+fn schema_paths(schema: &Value, root: &Value, prefix: &str, out: &mut Vec<(String, bool)>) {
+    let resolve = |s: &Value| -> Value {
+        match s["$ref"].as_str().and_then(|r| r.strip_prefix("#/definitions/")) {
+            Some(name) => root["definitions"][name].clone(),
+            None => s.clone(),
+        }
+    };
+    let schema = resolve(schema);
+    if let Some(props) = schema["properties"].as_object() {
+        for (key, sub) in props {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let sub = resolve(sub);
+            out.push((path.clone(), sub["properties"].is_object()));
+            schema_paths(&sub, root, &path, out);
+        }
+    }
+}
+
+#[test]
+fn the_chart_readme_documents_exactly_the_values_schema() {
+    let dir = e2e::repo().join(e2e::CHART_DIR);
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("values.schema.json")).unwrap()).unwrap();
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let values_section = readme.split("## Values").nth(1).unwrap().split("\n## ").next().unwrap();
+    let documented: Vec<String> = values_section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.split('`').next().unwrap().to_string())
+        .collect();
+    let mut paths = Vec::new();
+    schema_paths(&schema, &schema, "", &mut paths);
+    let known: std::collections::HashMap<&str, bool> = paths.iter().map(|(p, o)| (p.as_str(), *o)).collect();
+    for key in &documented {
+        assert!(known.contains_key(key.as_str()), "README documents `{key}`, which values.schema.json does not have");
+    }
+    // A key is documented as a whole, or each of its sub-keys is (recursively).
+    let covered = |path: &str| {
+        documented.iter().any(|d| d == path || path.starts_with(&format!("{d}.")))
+            || documented.iter().any(|d| d.starts_with(&format!("{path}.")))
+    };
+    for (path, _) in &paths {
+        if path == "global" {
+            continue; // set by Helm for subcharts
+        }
+        let parent_documented_in_parts = match path.rsplit_once('.') {
+            Some((parent, _)) => documented.iter().any(|d| d.starts_with(&format!("{parent}."))),
+            None => true,
+        };
+        if parent_documented_in_parts && !documented.iter().any(|d| path.starts_with(&format!("{d}."))) {
+            assert!(
+                covered(path),
+                "values.schema.json has `{path}`, which the README's Values table does not document"
+            );
+        }
+    }
+    // And the defaults the README names are values.yaml's: every documented key exists there.
+    let values: Value = serde_saphyr::from_str(&std::fs::read_to_string(dir.join("values.yaml")).unwrap()).unwrap();
+    for key in &documented {
+        let mut v = &values;
+        for part in key.split('.') {
+            v = &v[part];
+        }
+        assert!(!v.is_null(), "README documents `{key}`, which values.yaml does not set");
+    }
+}
+
+/// The series names `/metrics` serves (from its `# TYPE` lines, with the suffixes each type's samples carry), once the
+/// operator has watched its resources and made a DCS call and a retry (labelled families appear at their first child).
+fn served_series() -> std::collections::BTreeSet<String> {
+    use dcs_migration_operator::dcs::{CallObserver, operation::Operation};
+    let metrics = dcs_migration_operator::metrics::Metrics::new();
+    let (store, _writer) = kube::runtime::reflector::store::<RedisMigration>();
+    metrics.watch_store(store);
+    metrics.exchanged(Operation::ListMigrationTask, "200");
+    metrics.retrying(Operation::ListMigrationTask);
+    let text = metrics.encode();
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else { continue };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        match kind {
+            "counter" => {
+                names.insert(format!("{name}_total"));
+            }
+            "histogram" => {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{suffix}"));
+                }
+            }
+            _ => {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The metric names an expression uses (identifiers of the operator's namespace).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("dcs_migration_") {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn the_dashboard_and_the_alerts_query_only_series_the_operator_serves() {
+    let served = served_series();
+    assert!(served.contains("dcs_migration_dcs_calls_total"), "{served:?}");
+    let all = objects(&helm_template_values(
+        "x",
+        "prometheusRule: {enabled: true}\ngrafanaDashboard: {enabled: true}\n",
+        &[],
+    ));
+    let dashboard = all
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "x-dcs-migration-operator-dashboard")
+        .unwrap();
+    let dashboard: Value =
+        serde_json::from_str(dashboard["data"]["dcs-migration-operator.json"].as_str().unwrap()).unwrap();
+    let mut exprs: Vec<String> = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            exprs.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for var in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = var["query"].as_str().filter(|q| q.starts_with("label_values(")) {
+            exprs.push(q.to_string());
+        }
+    }
+    let rule = all.iter().find(|o| o["kind"] == "PrometheusRule").unwrap();
+    for r in rule["spec"]["groups"][0]["rules"].as_array().unwrap() {
+        exprs.push(r["expr"].as_str().unwrap().to_string());
+    }
+    assert!(exprs.len() >= 14, "{exprs:#?}");
+    for expr in &exprs {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "a query of no operator series: {expr}");
+        for name in names {
+            assert!(served.contains(&name), "{expr} names {name}, which /metrics does not serve ({served:?})");
+        }
+    }
+}
+
+#[test]
+fn every_alert_has_a_runbook_anchor_in_docs_operations() {
+    let all =
+        objects(&helm_template_values("x", "prometheusRule: {enabled: true}\n", &["templates/prometheusrule.yaml"]));
+    let operations = std::fs::read_to_string(e2e::repo().join("docs/operations.md")).unwrap();
+    // GitHub's anchors: a heading, lowercased, spaces to dashes, other punctuation dropped.
+    let anchors: Vec<String> = operations
+        .lines()
+        .filter_map(|l| l.trim_start_matches('#').strip_prefix(' ').filter(|_| l.starts_with('#')))
+        .map(|h| {
+            h.to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let rules = all[0]["spec"]["groups"][0]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 5);
+    for r in rules {
+        let url = r["annotations"]["runbook_url"].as_str().unwrap_or_else(|| panic!("no runbook_url: {r}"));
+        let (base, anchor) = url.split_once('#').unwrap();
+        assert!(base.ends_with("/docs/operations.md"), "{url}");
+        assert_eq!(anchor, r["alert"].as_str().unwrap().to_lowercase(), "the alert's own section");
+        assert!(anchors.iter().any(|a| a == anchor), "docs/operations.md has no heading for #{anchor}");
+    }
 }

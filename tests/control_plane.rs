@@ -451,3 +451,61 @@ async fn kubectl_apply_dry_run_server_validates_without_persisting() {
     assert!(!out.status.success(), "the dry run accepted an invalid object");
     assert!(String::from_utf8_lossy(&out.stderr).contains("spec.size"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn up_with_audit_logs_every_request_once_at_metadata_level_with_verb_resource_user_and_user_agent() {
+    // A control plane of its own: the shared one runs without an audit log.
+    let dir = std::env::temp_dir().join(format!("dcs-control-plane-audit-{}", std::process::id()));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/control-plane");
+    let out = std::process::Command::new(script)
+        .arg("up")
+        .arg(&dir)
+        .arg("--audit")
+        .env("CONTROL_PLANE_NO_BUILD", "1")
+        .env("CONTROL_PLANE_OWNER_PID", std::process::id().to_string())
+        .env("CONTROL_PLANE_REMOVE_DIR", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "up --audit: {}", String::from_utf8_lossy(&out.stderr));
+    let kubeconfig = std::fs::read_to_string(dir.join("kubeconfig")).unwrap();
+    let server = kubeconfig.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().to_string();
+    let token = std::fs::read_to_string(dir.join("pki/admin.token.csv")).unwrap();
+    let token = token.split(',').next().unwrap();
+    let agent = format!("audit-test/{:016x}", rand::random::<u64>());
+    let curl = |method: &str, path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--fail", "-X", method, "-A", &agent, "--cacert"])
+            .arg(dir.join("pki/ca.crt"))
+            .args(["-H", &format!("Authorization: Bearer {token}"), &format!("{server}{path}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{method} {path}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    curl("GET", "/api/v1/namespaces/default/configmaps");
+    curl("GET", "/api/v1/namespaces/default/status");
+    curl("GET", "/api/v1/namespaces/default/status");
+
+    // Blocking mode: a request's line is written before its answer.
+    let log = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+    let ours: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every line is one JSON event"))
+        .filter(|e| e["userAgent"] == agent.as_str())
+        .collect();
+    assert_eq!(ours.len(), 3, "one line per request: {ours:#?}");
+    for e in &ours {
+        assert_eq!(e["level"], "Metadata");
+        assert_eq!(e["stage"], "ResponseComplete");
+        assert_eq!(e["user"]["username"], "admin");
+        assert_eq!(e["responseStatus"]["code"], 200);
+        assert!(e.get("requestObject").is_none() && e.get("responseObject").is_none(), "metadata only: {e}");
+    }
+    assert_eq!((&ours[0]["verb"], &ours[0]["objectRef"]["resource"]), (&json!("list"), &json!("configmaps")));
+    assert_eq!(ours[1]["verb"], "get");
+    assert_eq!(ours[1]["objectRef"]["resource"], "namespaces");
+    assert_eq!(ours[1]["objectRef"]["subresource"], "status");
+
+    let out = std::process::Command::new(script).arg("down").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -21,7 +21,8 @@
 //! a look after the run. `KUBEBUILDER_ASSETS` (a directory with `kube-apiserver` and `etcd`) overrides the built
 //! binaries. Missing binaries are a test failure that says to run `make control-plane`, never a skip.
 //!
-//! What this control plane lacks (control-plane.md §4): no controller-manager and no kubelet, so namespaces stay
+//! What this control plane lacks unless a test binary asks for a node (`control_plane_with_node`, design.md §7):
+//! no controller-manager and no kubelet, so namespaces stay
 //! `Terminating` once deleted, there is no garbage collection through ownerReferences, no default ServiceAccount,
 //! and Deployments never get Pods.
 #![allow(dead_code)] // each test binary uses its own part of the harness
@@ -31,7 +32,7 @@ use std::{
     process::Command,
     sync::{
         OnceLock,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -85,12 +86,26 @@ impl ControlPlane {
     /// Restarts etcd and kube-apiserver on the same ports, certificates and data (`scripts/control-plane
     /// restart`). Every test of the binary sees the outage: only for test binaries built around it.
     pub fn restart(&self) {
-        run_script(&["restart"], &self.dir, &[]).unwrap_or_else(|e| panic!("{e}"));
+        run_script(&["restart"], &self.dir, &[], &[]).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Imports an image archive into the node's containerd (`scripts/control-plane load-image`).
+    pub fn load_image(&self, archive: &Path) {
+        run_script(&["load-image"], &self.dir, &[archive.to_str().unwrap()], &[]).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 static NAMESPACES: AtomicU32 = AtomicU32::new(0);
+static WITH_NODE: AtomicBool = AtomicBool::new(false);
+
+/// The test binary's control plane with a real node (`scripts/control-plane up DIR --node`: controller-manager,
+/// scheduler, containerd and a kubelet; Pods run, namespaces are finalized). A test binary that uses it calls this
+/// before anything else of the harness (every test of it), so that the shared control plane is this one.
+pub fn control_plane_with_node() -> &'static ControlPlane {
+    WITH_NODE.store(true, Ordering::SeqCst);
+    control_plane()
+}
 
 /// The test binary's control plane, started on first call (blocking, a few seconds); later calls return at once.
 ///
@@ -113,9 +128,11 @@ fn start() -> Result<ControlPlane, String> {
     let dir = std::env::temp_dir().join(format!("dcs-control-plane-{name}-{}", std::process::id()));
     let owner = std::process::id().to_string();
     let remove = if std::env::var_os("CONTROL_PLANE_KEEP").is_some() { "0" } else { "1" };
+    let options: &[&str] = if WITH_NODE.load(Ordering::SeqCst) { &["--node"] } else { &[] };
     run_script(
         &["up"],
         &dir,
+        options,
         &[
             // Tests never build (that can take many minutes): `make control-plane` does.
             ("CONTROL_PLANE_NO_BUILD", "1"),
@@ -137,12 +154,13 @@ fn start() -> Result<ControlPlane, String> {
     Ok(ControlPlane { dir, path })
 }
 
-/// Runs `scripts/control-plane <args> DIR`; on failure, the message says what to do.
-fn run_script(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Result<(), String> {
+/// Runs `scripts/control-plane <args> DIR <options>`; on failure, the message says what to do.
+fn run_script(args: &[&str], dir: &Path, options: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
     let script = repo_root().join("scripts/control-plane");
     let out = Command::new(&script)
         .args(args)
         .arg(dir)
+        .args(options)
         .envs(env.iter().copied())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;

@@ -26,6 +26,20 @@ app.kubernetes.io/part-of: dcs-migration-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
+{{/* The leader-election Lease: one per release unless leaderElection.leaseName says otherwise. */}}
+{{- define "dcs-migration-operator.leaseName" -}}
+{{- .Values.leaderElection.leaseName | default (include "dcs-migration-operator.fullname" .) }}
+{{- end }}
+
+{{/* The ConfigMap holding caBundle's certificates: the chart's own (caBundle.pem) or the user's; empty: none. */}}
+{{- define "dcs-migration-operator.caBundleConfigMap" -}}
+{{- if .Values.caBundle.pem }}
+{{- printf "%s-ca-bundle" (include "dcs-migration-operator.fullname" .) }}
+{{- else if .Values.caBundle.configMapName }}
+{{- .Values.caBundle.configMapName }}
+{{- end }}
+{{- end }}
+
 {{- define "dcs-migration-operator.serviceAccountName" -}}
 {{- include "dcs-migration-operator.fullname" . }}
 {{- end }}
