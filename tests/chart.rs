@@ -543,8 +543,6 @@ const OPERATOR_CALLS: &[(&str, &str, &[&str])] = &[
     ("", "secrets", &["get", "list", "watch", "patch"]),
 ];
 
-/// The Lease the chart's RBAC names (the operator's default --lease-name).
-const LEASE: &str = "dcs-migration-operator";
 
 #[tokio::test]
 async fn the_charts_service_account_may_do_what_the_operator_does_and_nothing_more() {
@@ -565,7 +563,8 @@ async fn the_charts_service_account_may_do_what_the_operator_does_and_nothing_mo
     }
     for verb in ["get", "update"] {
         assert!(
-            may_named(&client, "coordination.k8s.io", "leases", verb, Some(&ns), Some(LEASE)).await,
+            // The release's Lease is named like its ServiceAccount (the release's full name).
+            may_named(&client, "coordination.k8s.io", "leases", verb, Some(&ns), Some(&sa)).await,
             "may {verb} its Lease"
         );
         assert!(
