@@ -543,7 +543,6 @@ const OPERATOR_CALLS: &[(&str, &str, &[&str])] = &[
     ("", "secrets", &["get", "list", "watch", "patch"]),
 ];
 
-
 #[tokio::test]
 async fn the_charts_service_account_may_do_what_the_operator_does_and_nothing_more() {
     e2e::install_crd();

@@ -107,6 +107,79 @@ async fn create_online_task(env: &Env, name: &str) -> String {
     client.create_online_migration_task(&body).await.unwrap().instance_id.unwrap()
 }
 
+/// A name the user chose is not proof of ownership: another team's task of that name (without
+/// this resource's UID marker in its description) is left alone, and the resource gets its own.
+#[tokio::test]
+async fn a_chosen_task_name_does_not_adopt_another_teams_task_of_that_name() {
+    let env = Env::new("foreign-name", PHASE).await;
+    let foreign = create_online_task(&env, "team-shared-name").await;
+    let op = Operator::start(&env);
+    let manifest = env.example("online-incremental.yaml").replace("spec:\n", "spec:\n  taskName: team-shared-name\n");
+    env.apply(&manifest);
+    let rm = env.wait_phase("online-incremental", "IncrementalMigrating", CONVERGE).await;
+    let own = rm["status"]["taskId"].as_str().unwrap().to_owned();
+    assert_ne!(own, foreign, "the other team's task was not adopted");
+    let state = env.sim_state().await;
+    let named: Vec<&Value> =
+        state["tasks"].as_array().unwrap().iter().filter(|t| t["task_name"] == "team-shared-name").collect();
+    assert_eq!(named.len(), 2, "the resource created its own task");
+    let description = named.iter().find(|t| t["task_id"] == own.as_str()).unwrap()["description"].as_str().unwrap();
+    assert!(description.contains(rm["metadata"]["uid"].as_str().unwrap()), "marked as this resource's: {description}");
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
+
+/// A reconcile that fails on the Kubernetes side (here: an admission policy refusing every status
+/// write in the namespace) is told on the object as a Warning Event, not only in the log.
+#[tokio::test]
+async fn a_status_write_the_api_server_refuses_shows_as_a_warning_event() {
+    let env = Env::new("status-refused", PHASE).await;
+    let policy = format!("freeze-status-{}", env.ns);
+    let manifests = format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {policy}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - {{apiGroups: ["dcs.migration.io"], apiVersions: ["*"], operations: ["CREATE", "UPDATE"], resources: ["redismigrations/status"]}}
+  validations:
+    - {{expression: "false", message: "status writes are frozen in this namespace"}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {policy}}}
+spec:
+  policyName: {policy}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+"#,
+        ns = env.ns
+    );
+    e2e::kubectl_apply(&manifests);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let op = Operator::start(&env);
+    env.apply(&env.example("backup-import-obs.yaml"));
+    let note = support::eventually("a Warning Event about the refused write", CONVERGE, || async {
+        let out = env.kubectl(&["get", "events", "-o", "json"]);
+        let events: Value = serde_json::from_slice(&out.stdout).ok()?;
+        events["items"].as_array()?.iter().find_map(|e| {
+            let reason = e["reason"].as_str()?;
+            (reason == "KubernetesApiError" && e["type"] == "Warning")
+                .then(|| e["message"].as_str().unwrap_or_default().to_owned())
+        })
+    })
+    .await;
+    assert!(note.contains("frozen"), "the Event says what the API server said: {note}");
+    assert!(note.len() <= 512, "bounded");
+    let cp = support::control_plane();
+    for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
+        let _ = cp.kubectl().args(["delete", kind, &policy]).output();
+    }
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
+
 #[tokio::test]
 async fn a_missing_credentials_secret_stalls_then_recovers_when_it_appears() {
     let mut env = Env::new("missing-creds", PHASE).await;
