@@ -477,6 +477,11 @@ pub struct Progress {
     /// KB/s written to the target.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "inputKBps")]
     pub input_kbps: Option<i64>,
+    /// When these counters were written (RFC 3339). While the phase holds they are written at
+    /// most once per `--progress-update-interval` (default 30 s), so that a moving task does not
+    /// write its resource on every sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 /// Which side serves the exchanged addresses.

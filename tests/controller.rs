@@ -180,6 +180,33 @@ spec:
     env.assert_no_secret_leaked(&[op.logs()]);
 }
 
+/// Restarted with every task ended, the operator stays quiet: no DCS call and no write to any
+/// resource until their resync is due (issue 17: no stampede at scale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_every_task_ended_makes_no_dcs_call_and_no_write() {
+    let env = Env::new("restart-ended", PHASE).await;
+    let mut op = Operator::start(&env);
+    let base = env.example("backup-import-obs.yaml");
+    let all: String = (0..10)
+        .map(|i| format!("---\n{}", base.replace("name: import-from-obs", &format!("name: ended-{i}"))))
+        .collect();
+    env.apply(&all);
+    env.wait_count_in_phase("Succeeded", 10, CONVERGE).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    op.kill();
+    let calls = |state: &Value| state["calls"].as_object().unwrap().values().filter_map(Value::as_u64).sum::<u64>();
+    let versions = || {
+        let list: Value = serde_json::from_slice(&env.kubectl(&["get", "rmig", "-o", "json"]).stdout).unwrap();
+        list["items"].as_array().unwrap().iter().map(|r| r["metadata"]["resourceVersion"].clone()).collect::<Vec<_>>()
+    };
+    let (calls_before, versions_before) = (calls(&env.sim_state().await), versions());
+    op.restart(&[]);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(calls(&env.sim_state().await), calls_before, "no DCS call for ended tasks after a restart");
+    assert_eq!(versions(), versions_before, "no write to a resource whose task ended");
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
+
 #[tokio::test]
 async fn a_missing_credentials_secret_stalls_then_recovers_when_it_appears() {
     let mut env = Env::new("missing-creds", PHASE).await;

@@ -77,6 +77,14 @@ pub struct TimingArgs {
     /// connection and its buffers, so this bounds memory and API server load).
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
+    /// Progress counters (percent, offset, rates) are written to status at most this often while
+    /// the phase holds; a phase change is written at once.
+    #[arg(long, env = "PROGRESS_UPDATE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub progress_update_interval: Duration,
+    /// A streaming task's progress (offset and rates; its full copy is done) is read at most this
+    /// often; a full migration's as often as its percentage may move (every 5 ticks).
+    #[arg(long, env = "STREAMING_PROGRESS_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub streaming_progress_interval: Duration,
 }
 
 /// What the process serves and how it logs.
@@ -125,6 +133,7 @@ impl DcsArgs {
         account::Settings {
             tick: timing.tick,
             stats_interval: (timing.tick * 5).max(Duration::from_secs(5)),
+            streaming_stats_interval: timing.streaming_progress_interval,
             rate_limit: RateLimit { qps: self.qps, burst: self.burst },
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
@@ -142,6 +151,7 @@ impl TimingArgs {
             resync: self.resync.max(Duration::from_secs(600)),
             stalled_retry: Duration::from_secs(300),
             concurrency: self.max_concurrent_reconciles,
+            progress_update_interval: self.progress_update_interval,
         }
     }
 }

@@ -8,7 +8,7 @@ use super::secrets::Guard;
 use crate::crd::RedisMigration;
 use kube::runtime::reflector::ObjectRef;
 use rand::Rng;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ pub struct Settings {
     pub stalled_retry: Duration,
     /// Reconciles running at once (`--max-concurrent-reconciles`); the rest wait their turn.
     pub concurrency: u16,
+    /// Progress counters are written at most this often while the phase holds
+    /// (`--progress-update-interval`).
+    pub progress_update_interval: Duration,
 }
 
 /// Shared state of the controller.
@@ -40,6 +43,8 @@ pub struct Context {
     /// The in-use finalizer on referenced Secrets.
     pub guard: Guard,
     failures: Mutex<HashMap<ObjectRef<RedisMigration>, u32>>,
+    /// Ended resources this process has passed over once (see `first_pass_over_ended`).
+    ended: Mutex<HashSet<ObjectRef<RedisMigration>>>,
 }
 
 impl Context {
@@ -51,7 +56,16 @@ impl Context {
         settings: Settings,
         guard: Guard,
     ) -> Self {
-        Self { client, accounts, defaults, events, settings, guard, failures: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            accounts,
+            defaults,
+            events,
+            settings,
+            guard,
+            failures: Mutex::new(HashMap::new()),
+            ended: Mutex::new(HashSet::new()),
+        }
     }
 
     /// Next delay for an object whose reconcile failed: exponential from 1 s to 5 min, ±20 %
@@ -62,6 +76,18 @@ impl Context {
         *n = n.saturating_add(1);
         let base = Duration::from_secs(1).saturating_mul(1 << (*n - 1).min(9)).min(Duration::from_secs(300));
         base.mul_f64(rand::rng().random_range(0.8..1.2))
+    }
+
+    /// True the first time this process reconciles a resource whose task had ended before: it is
+    /// passed over until its resync, so that a restart with thousands of ended resources makes no
+    /// DCS call and no write for them (the resync looks as usual).
+    pub fn first_pass_over_ended(&self, key: &ObjectRef<RedisMigration>) -> bool {
+        self.ended.lock().expect("ended lock").insert(key.clone())
+    }
+
+    /// The resource is going: forget it.
+    pub fn forget_ended(&self, key: &ObjectRef<RedisMigration>) {
+        self.ended.lock().expect("ended lock").remove(key);
     }
 
     /// A successful reconcile resets the object's backoff.

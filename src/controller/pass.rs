@@ -179,6 +179,7 @@ impl<'c> Pass<'c> {
             deleting: self.rm.metadata.deletion_timestamp.is_some(),
             switch: report.switch,
             progress: report.progress,
+            progress_interval: self.ctx.settings.progress_update_interval,
             problem: report.problem,
             handled_request: report.handled,
             job_id: report.job_id,

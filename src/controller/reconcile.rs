@@ -37,6 +37,7 @@ pub async fn reconcile(rm: Arc<RedisMigration>, ctx: Arc<Context>) -> Result<Act
     let key = ObjectRef::from_obj(&*rm);
     let pass = Pass::new(rm.clone(), &ctx)?;
     let result = if pass.rm.metadata.deletion_timestamp.is_some() {
+        ctx.forget_ended(&key);
         deletion::run(pass).await
     } else if !pass.has_finalizer() {
         pass.add_finalizer().await.map(|()| Action::await_change())
@@ -84,6 +85,10 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     let handled = handled.as_deref();
     if pass.paused() {
         return paused(pass, handled).await;
+    }
+    if ended_and_settled(&pass, handled) && ctx.first_pass_over_ended(&pass.owner()) {
+        // Ended before this process looked: nothing to do until its resync is due.
+        return Ok(Action::requeue(next_requeue(&pass, None)));
     }
     // Before any remote call, the Secrets this resource needs must survive until it is released.
     ctx.guard.protect(&ctx.client, &pass.rm).await?;
@@ -379,6 +384,19 @@ async fn stalled(mut pass: Pass<'_>, problem: Problem, handled: Option<&str>) ->
     Ok(Action::requeue(pass.ctx.settings.stalled_retry))
 }
 
+/// True when the resource's task had ended, status describes this generation, and nothing is
+/// asked of it (no reconcile request, no create under way, no switch-over awaiting its outcome).
+fn ended_and_settled(pass: &Pass<'_>, handled: Option<&str>) -> bool {
+    let status = &pass.written;
+    let awaiting_switch =
+        status.switchover.as_ref().is_some_and(|s| matches!(s.state, Some(SwitchState::Sending | SwitchState::Sent)));
+    handled.is_none()
+        && matches!(status.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Terminated))
+        && status.observed_generation == pass.rm.metadata.generation
+        && pass.create_mark() == decision::CreateMark::None
+        && !awaiting_switch
+}
+
 /// Requeue after a successful pass: the account's loop wakes the resource on any remote change,
 /// so this is a safety net (or the time until the progress deadline).
 fn next_requeue(pass: &Pass<'_>, problem: Option<&Problem>) -> Duration {
@@ -404,5 +422,6 @@ fn progress_of(stats: &MigrationStats) -> Progress {
         offset: int(stats.offset),
         ops_per_second: int(stats.target_ops),
         input_kbps: int(stats.target_input_kbps),
+        updated_at: None,
     }
 }

@@ -31,6 +31,8 @@ pub struct Facts<'a> {
     pub last_error: Option<&'a LastError>,
     /// Progress counters fetched in this pass (`None`: keep the previous ones).
     pub progress: Option<Progress>,
+    /// Counters are written at most this often while the phase holds.
+    pub progress_interval: std::time::Duration,
     pub problem: Option<&'a Problem>,
     /// The `reconcile-requested-at` value this pass acted on.
     pub handled_request: Option<&'a str>,
@@ -83,8 +85,8 @@ pub fn compute(facts: &Facts<'_>) -> RedisMigrationStatus {
         }
         return status;
     }
-    learn(&mut status, facts);
     let verdict = verdict(facts);
+    learn(&mut status, facts, verdict.phase);
     if status.phase != Some(verdict.phase) {
         status.last_phase_transition_time = Some(facts.now.to_string());
     }
@@ -124,14 +126,14 @@ pub fn compute(facts: &Facts<'_>) -> RedisMigrationStatus {
 }
 
 /// What this pass learnt of the task, its progress, its switch-over and its failures.
-fn learn(status: &mut RedisMigrationStatus, facts: &Facts<'_>) {
+fn learn(status: &mut RedisMigrationStatus, facts: &Facts<'_>, phase: Phase) {
     if let Remote::Present(task) = facts.remote {
         mirror_remote(status, task);
     } else if status.task_name.is_none() {
         status.task_name = Some(facts.task_name.to_owned());
     }
-    if let Some(progress) = &facts.progress {
-        status.progress = Some(progress.clone());
+    if let Some(progress) = facts.progress.as_ref().filter(|p| progress_due(facts, p, phase)) {
+        status.progress = Some(Progress { updated_at: Some(facts.now.to_string()), ..progress.clone() });
     }
     if let Remote::Present(task) = facts.remote {
         // The full copy is complete in these states, whatever the last sampled counters said.
@@ -148,6 +150,20 @@ fn learn(status: &mut RedisMigrationStatus, facts: &Facts<'_>) {
     if let Some(error) = facts.last_error {
         status.last_error = Some(error.clone());
     }
+}
+
+/// New counters are written when they differ, and, while the phase holds, at most once per
+/// `progress_interval`: progress moves slowly, and every write is load on the API server.
+fn progress_due(facts: &Facts<'_>, new: &Progress, phase: Phase) -> bool {
+    let Some(prior) = &facts.prior.progress else { return true };
+    let counters = |p: &Progress| Progress { updated_at: None, ..p.clone() };
+    if counters(prior) == counters(new) {
+        return false;
+    }
+    let written = prior.updated_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+    let age = written.map(|t| facts.now.duration_since(t));
+    let interval = jiff::SignedDuration::try_from(facts.progress_interval).unwrap_or(jiff::SignedDuration::ZERO);
+    facts.prior.phase != Some(phase) || age.is_none_or(|age| age >= interval)
 }
 
 /// `Synced` says whether the last exchange with the API went through; a spec the API refused
@@ -377,6 +393,7 @@ mod tests {
             job_id: None,
             last_error: None,
             progress: None,
+            progress_interval: std::time::Duration::from_secs(30),
             problem: None,
             handled_request: None,
             now: "2026-11-23T12:00:00Z".parse().unwrap(),
@@ -552,6 +569,34 @@ mod tests {
             &row(Phase::Succeeded, "True", Reason::Succeeded, "False", "False"),
             "succeeded then released",
         );
+    }
+
+    #[test]
+    fn progress_is_written_when_it_moves_but_at_most_once_per_interval_while_the_phase_holds() {
+        let online = spec(MigrationType::Online);
+        let remote = Remote::Present(task("FULLMIGRATING"));
+        let sample = |percent| Progress { percent: Some(percent), ..Default::default() };
+        let none = RedisMigrationStatus::default();
+        let mut f = facts(&online, &none, &remote);
+        f.progress = Some(sample(10));
+        let first = compute(&f);
+        assert_eq!(first.progress.as_ref().and_then(|p| p.percent), Some(10), "the first sample is written");
+        let at = |secs: i64| f.now.checked_add(jiff::SignedDuration::from_secs(secs)).unwrap();
+        let next = |prior: &RedisMigrationStatus, percent, now| {
+            let mut g = facts(&online, prior, &remote);
+            g.progress = Some(sample(percent));
+            g.now = now;
+            compute(&g)
+        };
+        let soon = next(&first, 20, at(10));
+        assert_eq!(soon, first, "a sample within the interval changes nothing (no patch)");
+        let later = next(&first, 20, at(31));
+        assert_eq!(later.progress.as_ref().and_then(|p| p.percent), Some(20), "written once the interval passed");
+        let same = next(&later, 20, at(120));
+        assert_eq!(same, later, "unchanged counters are not written again");
+        let streaming = Remote::Present(task("INCRMIGEATING"));
+        let done = facts(&online, &first, &streaming);
+        assert_eq!(compute(&done).progress.and_then(|p| p.percent), Some(100), "a phase change shows at once");
     }
 
     #[test]

@@ -29,8 +29,11 @@ use view::{PAGE, View};
 pub struct Settings {
     /// Observation interval while tasks move.
     pub tick: Duration,
-    /// Interval of `ShowMigrationTaskStats` per moving task.
+    /// Interval of `ShowMigrationTaskStats` per task in a full migration (its percentage moves).
     pub stats_interval: Duration,
+    /// Interval of `ShowMigrationTaskStats` per streaming task (incremental sync at 100 %: only
+    /// its offset and rates move).
+    pub streaming_stats_interval: Duration,
     pub rate_limit: RateLimit,
     pub retry: RetryPolicy,
     pub timeout: Duration,

@@ -115,7 +115,8 @@ impl Account {
     /// limit.
     async fn due_stats(&self) -> Vec<(String, MigrationStats)> {
         let budget = ((self.settings.rate_limit.qps * self.settings.tick.as_secs_f64()) / 4.0).max(1.0) as usize;
-        let due = self.view().due_stats(Instant::now(), self.settings.stats_interval, budget);
+        let intervals = (self.settings.stats_interval, self.settings.streaming_stats_interval);
+        let due = self.view().due_stats(Instant::now(), intervals, budget);
         let fetches = due.into_iter().map(|id| async move {
             let owned = id.clone();
             let result = self.look(|c| async move { c.show_migration_task_stats(&owned).await }).await;

@@ -300,8 +300,8 @@ impl View {
     }
 
     /// The moving tasks whose progress counters are due, most overdue first, at most `budget`;
-    /// each is due again `interval` later.
-    pub fn due_stats(&mut self, now: Instant, interval: Duration, budget: usize) -> Vec<String> {
+    /// each is due again one interval later: `(full, streaming)`, by what the task is doing.
+    pub fn due_stats(&mut self, now: Instant, (full, streaming): (Duration, Duration), budget: usize) -> Vec<String> {
         let mut due: Vec<(Instant, &String, &mut Watched)> = self
             .watched
             .iter_mut()
@@ -312,7 +312,8 @@ impl View {
         due.into_iter()
             .take(budget)
             .map(|(_, id, w)| {
-                w.stats_due = now + interval;
+                let streams = matches!(&w.seen, Some(Seen::Present(t)) if t.state() == TaskState::IncrementalMigrating);
+                w.stats_due = now + if streams { streaming } else { full };
                 id.clone()
             })
             .collect()
@@ -443,11 +444,17 @@ mod tests {
             view.register(id, owner(id), t0);
         }
         view.apply(listed(&[task("a", "FULLMIGRATING"), task("b", "SUCCESS"), task("c", "INCRMIGEATING")]), t0);
-        let mut due = view.due_stats(t0, Duration::from_secs(10), 5);
+        let intervals = (Duration::from_secs(10), Duration::from_secs(60));
+        let mut due = view.due_stats(t0, intervals, 5);
         due.sort();
         assert_eq!(due, vec!["a", "c"]);
-        assert!(view.due_stats(t0 + Duration::from_secs(5), Duration::from_secs(10), 5).is_empty());
-        assert_eq!(view.due_stats(t0 + Duration::from_secs(10), Duration::from_secs(10), 1).len(), 1);
+        assert!(view.due_stats(t0 + Duration::from_secs(5), intervals, 5).is_empty());
+        assert_eq!(
+            view.due_stats(t0 + Duration::from_secs(10), intervals, 5),
+            vec!["a"],
+            "a streaming task waits longer"
+        );
+        assert_eq!(view.due_stats(t0 + Duration::from_secs(60), intervals, 1).len(), 1, "within the budget");
     }
 
     #[test]
