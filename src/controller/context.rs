@@ -8,9 +8,9 @@ use super::secrets::Guard;
 use crate::crd::RedisMigration;
 use kube::runtime::reflector::ObjectRef;
 use rand::Rng;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Timings of the reconcile loop.
 #[derive(Debug, Clone)]
@@ -43,8 +43,8 @@ pub struct Context {
     /// The in-use finalizer on referenced Secrets.
     pub guard: Guard,
     failures: Mutex<HashMap<ObjectRef<RedisMigration>, u32>>,
-    /// Ended resources this process has passed over once (see `first_pass_over_ended`).
-    ended: Mutex<HashSet<ObjectRef<RedisMigration>>>,
+    /// When each resource whose task ended is next due for a look (see `ended_resync_wait`).
+    ended: Mutex<HashMap<ObjectRef<RedisMigration>, Instant>>,
 }
 
 impl Context {
@@ -64,7 +64,7 @@ impl Context {
             settings,
             guard,
             failures: Mutex::new(HashMap::new()),
-            ended: Mutex::new(HashSet::new()),
+            ended: Mutex::new(HashMap::new()),
         }
     }
 
@@ -78,11 +78,21 @@ impl Context {
         base.mul_f64(rand::rng().random_range(0.8..1.2))
     }
 
-    /// True the first time this process reconciles a resource whose task had ended before: it is
-    /// passed over until its resync, so that a restart with thousands of ended resources makes no
-    /// DCS call and no write for them (the resync looks as usual).
-    pub fn first_pass_over_ended(&self, key: &ObjectRef<RedisMigration>) -> bool {
-        self.ended.lock().expect("ended lock").insert(key.clone())
+    /// How long to leave a resource whose task ended alone: `None` when it is due for its
+    /// resync look (at most one per resync, whatever wakes it), else the time left. The first
+    /// pass of this process over it counts as a look, so that a restart with thousands of ended
+    /// resources makes no DCS call and no write for them until their resync.
+    pub fn ended_resync_wait(&self, key: &ObjectRef<RedisMigration>, now: Instant) -> Option<Duration> {
+        let mut ended = self.ended.lock().expect("ended lock");
+        let next = now + self.settings.resync.mul_f64(rand::rng().random_range(1.0..1.2));
+        match ended.insert(key.clone(), next) {
+            Some(due) if due > now => {
+                ended.insert(key.clone(), due);
+                Some(due - now)
+            }
+            Some(_) => None,
+            None => Some(next - now),
+        }
     }
 
     /// The resource is going: forget it.

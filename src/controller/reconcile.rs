@@ -86,9 +86,12 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     if pass.paused() {
         return paused(pass, handled).await;
     }
-    if ended_and_settled(&pass, handled) && ctx.first_pass_over_ended(&pass.owner()) {
-        // Ended before this process looked: nothing to do until its resync is due.
-        return Ok(Action::requeue(next_requeue(&pass, None)));
+    if ended_and_settled(&pass, handled)
+        && let Some(wait) = ctx.ended_resync_wait(&pass.owner(), std::time::Instant::now())
+    {
+        // Ended and looked at (or ended before this process started): nothing to do until its
+        // resync is due.
+        return Ok(Action::requeue(wait));
     }
     // Before any remote call, the Secrets this resource needs must survive until it is released.
     ctx.guard.protect(&ctx.client, &pass.rm).await?;

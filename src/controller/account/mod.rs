@@ -195,9 +195,53 @@ impl Account {
         self.circuit.call(&self.client, f).await
     }
 
-    /// Looks for a task named exactly `name` (the API's own name filter is not exact) that
-    /// `ours` accepts.
+    /// Looks for a task named exactly `name` that `ours` accepts. Where the project's list is
+    /// short, the next walk of the account's loop answers every lookup waiting for it (one walk
+    /// for many creates, instead of one list per create); else, or when no walk comes in time, a
+    /// list filtered by name answers it.
     pub async fn find_by_name(
+        &self,
+        name: &str,
+        ours: impl Fn(&RemoteTask) -> bool,
+    ) -> Result<Option<RemoteTask>, DcsError> {
+        if let Some(found) = self.find_in_next_walk(name).await {
+            return found.map(|tasks| tasks.into_iter().find(|t| ours(t)));
+        }
+        self.find_by_name_query(name, ours).await
+    }
+
+    /// The tasks named `name` in a walk that started after now; `None` when the list is too long
+    /// to walk for it, or no walk came in time.
+    async fn find_in_next_walk(&self, name: &str) -> Option<Result<Vec<RemoteTask>, DcsError>> {
+        let mut refreshed = self.refreshed.subscribe();
+        let ticket = {
+            let mut view = self.view();
+            if !view.walk_is_short() {
+                return None;
+            }
+            view.ask_name(name, Instant::now())
+        };
+        self.wake.notify_one();
+        let deadline = self.settings.tick * 3 + self.settings.timeout;
+        let answer = tokio::time::timeout(deadline, async {
+            loop {
+                refreshed.changed().await.ok()?;
+                if let Some(answer) = self.view().named(ticket) {
+                    return Some(answer);
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        if answer.is_none() {
+            self.view().drop_name(ticket);
+        }
+        answer
+    }
+
+    /// A list filtered by name (the API's filter is not exact: names are compared here).
+    async fn find_by_name_query(
         &self,
         name: &str,
         ours: impl Fn(&RemoteTask) -> bool,

@@ -104,7 +104,22 @@ pub struct View {
     last_error: Option<DcsError>,
     /// Refreshes completed so far.
     pub refreshes: u64,
+    /// Creates looking for an earlier attempt's task by name, answered by the next walk.
+    lookups: HashMap<u64, Lookup>,
+    next_lookup: u64,
 }
+
+/// A lookup by name, waiting for a walk that started after it was asked.
+#[derive(Debug)]
+struct Lookup {
+    name: String,
+    asked: Instant,
+    answer: Option<Result<Vec<RemoteTask>, DcsError>>,
+}
+
+/// Walks at most this many pages to answer lookups by name; a longer history is searched by
+/// name, one list per lookup.
+pub const SHARED_WALK_PAGES: usize = 3;
 
 impl View {
     /// Watches a task for `owner` (again, or anew).
@@ -222,7 +237,33 @@ impl View {
     }
 
     pub fn is_idle(&self) -> bool {
-        self.watched.is_empty()
+        self.watched.is_empty() && self.lookups.is_empty()
+    }
+
+    /// True when one walk of the project is short enough to answer lookups by name.
+    pub fn walk_is_short(&self) -> bool {
+        self.project_tasks.is_none_or(|n| n.div_ceil(PAGE as usize) <= SHARED_WALK_PAGES)
+    }
+
+    /// Asks the next walk (one that starts after `now`) for the tasks named `name`; answers the
+    /// ticket to collect them with.
+    pub fn ask_name(&mut self, name: &str, now: Instant) -> u64 {
+        self.next_lookup += 1;
+        self.lookups.insert(self.next_lookup, Lookup { name: name.to_owned(), asked: now, answer: None });
+        self.next_lookup
+    }
+
+    /// The tasks a walk found under the ticket's name (or why it failed), once one answered it.
+    pub fn named(&mut self, ticket: u64) -> Option<Result<Vec<RemoteTask>, DcsError>> {
+        if self.lookups.get(&ticket)?.answer.is_none() {
+            return None;
+        }
+        self.lookups.remove(&ticket)?.answer
+    }
+
+    /// Gives a ticket up (its asker stopped waiting).
+    pub fn drop_name(&mut self, ticket: u64) {
+        self.lookups.remove(&ticket);
     }
 
     /// The latest progress counters of a watched task.
@@ -233,6 +274,9 @@ impl View {
     /// How the next refresh looks; `None` when nothing is watched. After a delete only the list
     /// tells the truth (show may keep answering).
     pub fn plan(&self) -> Option<Plan> {
+        if self.lookups.values().any(|l| l.answer.is_none()) {
+            return Some(Plan::Walk);
+        }
         if self.watched.is_empty() {
             return None;
         }
@@ -250,6 +294,7 @@ impl View {
     pub fn apply(&mut self, outcome: Result<Observed, DcsError>, started: Instant) -> Vec<ObjectRef<RedisMigration>> {
         self.refreshes += 1;
         let refreshes = self.refreshes;
+        self.answer_lookups(&outcome, started);
         let observed = match outcome {
             Ok(observed) => observed,
             Err(e) => {
@@ -297,6 +342,24 @@ impl View {
             }
         }
         wake
+    }
+
+    /// Answers the lookups by name asked before this refresh started, when it walked the whole
+    /// list (or failed trying).
+    fn answer_lookups(&mut self, outcome: &Result<Observed, DcsError>, started: Instant) {
+        let walked = match outcome {
+            Ok(observed) if observed.project_tasks.is_some() => Ok(&observed.tasks),
+            Ok(_) => return,
+            Err(e) => Err(e),
+        };
+        for lookup in self.lookups.values_mut().filter(|l| l.answer.is_none() && l.asked <= started) {
+            lookup.answer = Some(match &walked {
+                Ok(tasks) => {
+                    Ok(tasks.values().filter(|t| t.task_name.as_deref() == Some(&*lookup.name)).cloned().collect())
+                }
+                Err(e) => Err((*e).clone()),
+            });
+        }
     }
 
     /// The moving tasks whose progress counters are due, most overdue first, at most `budget`;
@@ -464,5 +527,25 @@ mod tests {
         assert!(!last_page(1000, 0).unwrap());
         assert!(!last_page(1000, (MAX_PAGES - 2) * PAGE).unwrap());
         assert!(last_page(1000, (MAX_PAGES - 1) * PAGE).is_err());
+    }
+
+    #[test]
+    fn a_walk_that_started_after_a_lookup_by_name_answers_it() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        let mut view = View::default();
+        let named = |id: &str, name: &str| RemoteTask { task_name: Some(name.into()), ..task(id, "MIGRATING") };
+        let ticket = view.ask_name("mine", later);
+        assert_eq!(view.plan(), Some(Plan::Walk), "a pending lookup makes the loop walk");
+        view.apply(listed(&[named("a", "mine")]), t0);
+        assert!(view.named(ticket).is_none(), "a walk that started before the ask does not answer it");
+        view.apply(listed(&[named("a", "mine"), named("b", "other")]), later);
+        let found = view.named(ticket).unwrap().unwrap();
+        assert_eq!(found.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
+        assert!(view.named(ticket).is_none(), "collected once");
+        assert_eq!(view.plan(), None, "nothing left to walk for");
+        let failing = view.ask_name("mine", later);
+        view.apply(failed(), later);
+        assert!(view.named(failing).unwrap().is_err(), "a failed walk answers with its error");
     }
 }
