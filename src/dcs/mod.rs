@@ -10,9 +10,11 @@ pub mod model;
 pub mod operation;
 pub mod scrub;
 pub mod signer;
+pub mod temporary;
 
 pub use client::{CallObserver, ClientConfig, DcsClient, RateLimit, RetryPolicy};
 pub use credentials::Credentials;
 pub use endpoint::Endpoint;
 pub use error::{ApiError, DcsError, ErrorClass};
 pub use operation::Operation;
+pub use temporary::{TemporaryCredentialError, TemporaryCredentials};
