@@ -5,6 +5,7 @@ pub mod client;
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod keyless;
 pub mod lenient;
 pub mod model;
 pub mod operation;
