@@ -106,6 +106,9 @@ fn subject(registry: &mut Registry, id_token: &str, code: &str, now: Timestamp) 
     })
 }
 
+/// A handler's answer: the credentials or token asked for, or the refusal.
+type Outcome = Result<IdentityReply, IdentityReply>;
+
 /// Serves one identity call.
 pub fn handle(
     registry: &mut Registry,
@@ -138,12 +141,7 @@ struct TokenId {
     id: String,
 }
 
-fn id_token(
-    registry: &mut Registry,
-    headers: &[(String, String)],
-    body: &[u8],
-    now: Timestamp,
-) -> Result<IdentityReply, IdentityReply> {
+fn id_token(registry: &mut Registry, headers: &[(String, String)], body: &[u8], now: Timestamp) -> Outcome {
     let Some(idp) = header(headers, "X-Idp-Id").filter(|v| !v.is_empty()) else {
         return Err(refuse(StatusCode::BAD_REQUEST, "IAM.0002", "X-Idp-Id is required"));
     };
@@ -195,7 +193,7 @@ struct DurationToken {
     duration_seconds: Option<u64>,
 }
 
-fn security_token(registry: &mut Registry, body: &[u8], now: Timestamp) -> Result<IdentityReply, IdentityReply> {
+fn security_token(registry: &mut Registry, body: &[u8], now: Timestamp) -> Outcome {
     let parsed: SecurityTokenBody = serde_json::from_slice(body).map_err(|_| {
         refuse(StatusCode::BAD_REQUEST, "IAM.0002", "body must be {\"auth\":{\"identity\":{\"methods\",\"token\"}}}")
     })?;
@@ -228,7 +226,7 @@ struct AssumeBody {
     duration_seconds: Option<u64>,
 }
 
-fn assume_with_oidc(registry: &mut Registry, body: &[u8], now: Timestamp) -> Result<IdentityReply, IdentityReply> {
+fn assume_with_oidc(registry: &mut Registry, body: &[u8], now: Timestamp) -> Outcome {
     let parsed: AssumeBody = serde_json::from_slice(body)
         .map_err(|_| refuse(StatusCode::BAD_REQUEST, "STS.0002", "body must carry agency_urn and id_token"))?;
     let subject = subject(registry, &parsed.id_token, "STS.0001", now)?;
@@ -261,16 +259,17 @@ fn assume_with_oidc(registry: &mut Registry, body: &[u8], now: Timestamp) -> Res
     ))
 }
 
-const NO_AGENCY: &str = "Please configure Cloud Service Agency first";
-
-fn metadata_token(
-    registry: &mut Registry,
-    headers: &[(String, String)],
-    now: Timestamp,
-) -> Result<IdentityReply, IdentityReply> {
-    if !registry.config().metadata_credentials {
-        return Err(refuse(StatusCode::NOT_FOUND, "SIM.0404", "metadata credentials are not served"));
+/// Without `--metadata-credentials` the node has no agency: 404 with the text the SDK knows.
+fn metadata_served(registry: &Registry) -> Result<(), IdentityReply> {
+    if registry.config().metadata_credentials {
+        Ok(())
+    } else {
+        Err(refuse(StatusCode::NOT_FOUND, "SIM.0404", "Please configure Cloud Service Agency first"))
     }
+}
+
+fn metadata_token(registry: &mut Registry, headers: &[(String, String)], now: Timestamp) -> Outcome {
+    metadata_served(registry)?;
     let ttl = header(headers, "X-Metadata-Token-Ttl-Seconds").and_then(|v| v.parse::<u64>().ok()).unwrap_or(21_600);
     let token = registry.issue_metadata_token(std::time::Duration::from_secs(ttl), now);
     Ok(IdentityReply {
@@ -281,14 +280,8 @@ fn metadata_token(
     })
 }
 
-fn metadata_security_key(
-    registry: &mut Registry,
-    headers: &[(String, String)],
-    now: Timestamp,
-) -> Result<IdentityReply, IdentityReply> {
-    if !registry.config().metadata_credentials {
-        return Err(refuse(StatusCode::NOT_FOUND, "SIM.0404", NO_AGENCY));
-    }
+fn metadata_security_key(registry: &mut Registry, headers: &[(String, String)], now: Timestamp) -> Outcome {
+    metadata_served(registry)?;
     if let Some(token) = header(headers, "X-Metadata-Token")
         && !registry.metadata_token_valid(token, now)
     {
@@ -298,11 +291,7 @@ fn metadata_security_key(
     Ok(json_reply(StatusCode::OK, &iam_credential(&issued)))
 }
 
-fn pod_identity(
-    registry: &mut Registry,
-    headers: &[(String, String)],
-    now: Timestamp,
-) -> Result<IdentityReply, IdentityReply> {
+fn pod_identity(registry: &mut Registry, headers: &[(String, String)], now: Timestamp) -> Outcome {
     let Some(expected) = registry.config().pod_identity_token.clone() else {
         return Err(refuse(StatusCode::NOT_FOUND, "SIM.0404", "pod identity is not served"));
     };
@@ -366,22 +355,28 @@ mod tests {
             "token": {"id": unscoped, "duration_seconds": 21600}}}});
         let reply = handle(&mut r, IdentityRoute::SecurityToken, &[], exchange.to_string().as_bytes(), now);
         assert_eq!(reply.status, StatusCode::CREATED);
-        let credential = &body(&reply)["credential"];
-        for key in ["access", "secret", "securitytoken", "expires_at"] {
-            assert!(credential[key].as_str().is_some_and(|v| !v.is_empty()), "{key} in {credential}");
+        assert_filled(&body(&reply)["credential"], &["access", "secret", "securitytoken", "expires_at"]);
+    }
+
+    fn assert_filled(object: &Value, keys: &[&str]) {
+        for key in keys {
+            assert!(object[key].as_str().is_some_and(|v| !v.is_empty()), "{key} in {object}");
         }
+    }
+
+    fn assume(r: &mut Registry, issuer: &TestIssuer, subject: &str) -> IdentityReply {
+        let request = json!({"agency_urn": "urn:agency", "provider_urn": "urn:p",
+            "id_token": token_for(issuer, subject), "duration_seconds": 900});
+        handle(r, IdentityRoute::AssumeWithOidc, &[], request.to_string().as_bytes(), Timestamp::now())
     }
 
     #[test]
     fn an_untrusted_subject_is_refused_and_counted_without_echoing_the_token() {
         let issuer = TestIssuer::new("k");
         let mut r = registry(&issuer);
-        let jwt = token_for(&issuer, "system:serviceaccount:other:a");
-        let request = json!({"agency_urn": "urn:agency", "provider_urn": "urn:p", "id_token": jwt});
-        let reply =
-            handle(&mut r, IdentityRoute::AssumeWithOidc, &[], request.to_string().as_bytes(), Timestamp::now());
+        let reply = assume(&mut r, &issuer, "system:serviceaccount:other:a");
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
-        assert!(!String::from_utf8_lossy(&reply.body).contains(&jwt));
+        assert!(!String::from_utf8_lossy(&reply.body).contains("eyJ"), "no JWT is echoed");
         assert_eq!(r.refusals().untrusted, 1);
     }
 
@@ -389,15 +384,10 @@ mod tests {
     fn sts_answers_credentials_with_access_key_id_style_keys() {
         let issuer = TestIssuer::new("k");
         let mut r = registry(&issuer);
-        let request = json!({"agency_urn": "urn:agency", "provider_urn": "urn:p",
-            "id_token": token_for(&issuer, "system:serviceaccount:ops:migrator"), "duration_seconds": 900});
-        let reply =
-            handle(&mut r, IdentityRoute::AssumeWithOidc, &[], request.to_string().as_bytes(), Timestamp::now());
+        let reply = assume(&mut r, &issuer, "system:serviceaccount:ops:migrator");
         assert_eq!(reply.status, StatusCode::OK);
-        let credentials = &body(&reply)["credentials"];
-        for key in ["access_key_id", "secret_access_key", "security_token", "expiration"] {
-            assert!(credentials[key].as_str().is_some_and(|v| !v.is_empty()), "{key} in {credentials}");
-        }
+        let keys = ["access_key_id", "secret_access_key", "security_token", "expiration"];
+        assert_filled(&body(&reply)["credentials"], &keys);
     }
 
     #[test]
