@@ -19,32 +19,7 @@ use serde_json::{Value, json};
 
 use super::identity::{Grant, Issued, Refusal, Registry};
 use super::jwt::{self, JwtError};
-
-/// The identity endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityRoute {
-    IdToken,
-    SecurityToken,
-    AssumeWithOidc,
-    MetadataToken,
-    MetadataSecurityKey,
-    PodIdentity,
-}
-
-impl IdentityRoute {
-    /// The identity endpoint a method and (already split) path address, if any.
-    pub fn of(method: &str, segments: &[&str]) -> Option<Self> {
-        Some(match (method, segments) {
-            ("POST", ["v3.0", "OS-AUTH", "id-token", "tokens"]) => Self::IdToken,
-            ("POST", ["v3.0", "OS-CREDENTIAL", "securitytokens"]) => Self::SecurityToken,
-            ("POST", ["v5", "agencies", "assume-with-oidc"]) => Self::AssumeWithOidc,
-            ("PUT", ["meta-data", "latest", "api", "token"]) => Self::MetadataToken,
-            ("GET", ["openstack", "latest", "securitykey"]) => Self::MetadataSecurityKey,
-            ("POST", ["_sim", "pod-identity"]) => Self::PodIdentity,
-            _ => return None,
-        })
-    }
-}
+use super::routes::IdentityRoute;
 
 /// An identity endpoint's answer.
 #[derive(Debug)]

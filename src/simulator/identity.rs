@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::auth::Credentials;
 use super::error::ApiError;
 use super::jwt::OidcIssuer;
+use super::store::Caller;
 use super::trust::Trust;
 
 /// How many issued credentials (and unscoped tokens) are remembered; the oldest expired go first.
@@ -70,6 +71,17 @@ pub enum Grant {
     Agency { urn: String, subject: String },
     Metadata,
     PodIdentity,
+}
+
+impl Grant {
+    /// The subject the credential was issued to, as `/_sim/log` shows it.
+    pub fn subject(&self) -> &str {
+        match self {
+            Grant::Idp { subject, .. } | Grant::Agency { subject, .. } => subject,
+            Grant::Metadata => "ecs-metadata",
+            Grant::PodIdentity => "cce-pod-identity",
+        }
+    }
 }
 
 /// A temporary credential as issued.
@@ -251,7 +263,8 @@ impl Registry {
         self.metadata_tokens.get(token).is_some_and(|expiry| *expiry > now)
     }
 
-    /// The key a DCS call signed with temporary credential `access_key` must verify with: `None` when
+    /// The key a DCS call signed with temporary credential `access_key` must verify with, and who holds it:
+    /// `None` when
     /// the key is not one the simulator issued (the configured permanent key applies), an error when
     /// the credential has expired, its security token is wrong or missing, or its grant is revoked.
     pub fn temporary(
@@ -259,7 +272,7 @@ impl Registry {
         access_key: &str,
         security_token: Option<&str>,
         now: Timestamp,
-    ) -> Option<Result<Credentials, ApiError>> {
+    ) -> Option<Result<(Credentials, Caller), ApiError>> {
         let held = self.credentials.get(access_key)?;
         let (outcome, refusal) = if security_token != Some(held.issued.security_token.as_str()) {
             (Err(ApiError::authentication("invalid security token")), Some(Refusal::Signature))
@@ -273,7 +286,9 @@ impl Registry {
         } else {
             let credentials =
                 Credentials { access_key: held.issued.access.clone(), secret_key: held.issued.secret.clone() };
-            (Ok(credentials), None)
+            let caller =
+                Caller { access_key: held.issued.access.clone(), subject: Some(held.grant.subject().to_owned()) };
+            (Ok((credentials, caller)), None)
         };
         if let Some(refusal) = refusal {
             self.refuse(refusal);
@@ -306,8 +321,9 @@ mod tests {
         let now = Timestamp::now();
         let issued = r.issue(grant(), Some(21_600), now);
         assert_eq!(issued.expires_at, now + SignedDuration::from_secs(60));
-        let ok = r.temporary(&issued.access, Some(&issued.security_token), now).unwrap().unwrap();
+        let (ok, caller) = r.temporary(&issued.access, Some(&issued.security_token), now).unwrap().unwrap();
         assert_eq!(ok.secret_key, issued.secret);
+        assert_eq!(caller.subject.as_deref(), Some("system:serviceaccount:ns:sa"));
         let wrong = r.temporary(&issued.access, Some("other"), now).unwrap().unwrap_err();
         assert_eq!(wrong.code, "APIGW.0301");
         let later = now + SignedDuration::from_secs(61);

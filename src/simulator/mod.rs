@@ -46,7 +46,8 @@
 //! `ROLLBACK_FAILED`) and `provisionFailRate` (a created online task's job ends `FAIL` and the
 //! task `FAILED`). `PUT /_sim/tasks/{id}` with `{"status": "FAILED", "errorMessage": "…"}` also
 //! logs the message at `ERROR` level. `/_sim/log`
-//! entries carry `receivedAtMs` (arrival, before injected latency) besides `atMs` (answer).
+//! entries carry `receivedAtMs` (arrival, before injected latency) besides `atMs` (answer), and for a
+//! call whose signature verified, `accessKey` and (temporary credentials) the `subject` they were issued to.
 //!
 //! Use it in-process with [`spawn`], or serve a listener with [`serve`] / [`serve_with_shutdown`]
 //! (what the `dcs-simulator` binary does).

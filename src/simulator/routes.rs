@@ -6,8 +6,6 @@ use percent_encoding::percent_decode_str;
 
 pub use crate::dcs::Operation;
 
-use super::exchange::IdentityRoute;
-
 /// A routed API call: the operation, the project id from the path and the task id (the job id of
 /// ShowJobInfo), if the path carries one (percent-decoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +30,32 @@ pub enum AdminRoute {
     Credentials,
     /// Replace the trust lists of the keyless identities.
     Trust,
+}
+
+/// The identity endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityRoute {
+    IdToken,
+    SecurityToken,
+    AssumeWithOidc,
+    MetadataToken,
+    MetadataSecurityKey,
+    PodIdentity,
+}
+
+impl IdentityRoute {
+    /// The identity endpoint a method and (already split) path address, if any.
+    pub fn of(method: &str, segments: &[&str]) -> Option<Self> {
+        Some(match (method, segments) {
+            ("POST", ["v3.0", "OS-AUTH", "id-token", "tokens"]) => Self::IdToken,
+            ("POST", ["v3.0", "OS-CREDENTIAL", "securitytokens"]) => Self::SecurityToken,
+            ("POST", ["v5", "agencies", "assume-with-oidc"]) => Self::AssumeWithOidc,
+            ("PUT", ["meta-data", "latest", "api", "token"]) => Self::MetadataToken,
+            ("GET", ["openstack", "latest", "securitykey"]) => Self::MetadataSecurityKey,
+            ("POST", ["_sim", "pod-identity"]) => Self::PodIdentity,
+            _ => return None,
+        })
+    }
 }
 
 /// Where a request goes.

@@ -28,6 +28,7 @@ use super::handlers::{self, Reply, lock};
 use super::identity::Refusal;
 use super::routes::{self, ApiRoute, Route};
 use super::shared::Shared;
+use super::store::Caller;
 use crate::dcs::signer::{self, AuthorizationHeader, SignableRequest};
 
 /// Request bodies above this size are refused with 413 `APIGW.0201` (the real gateway's limit is 12 MB).
@@ -162,12 +163,13 @@ async fn handle_request(shared: Arc<Shared>, req: Request<Incoming>) -> Result<R
             let started = Instant::now();
             let received = Timestamp::now();
             let operation = api.operation;
-            let result = api_call(&shared, &api, req, &raw_query, &request_id).await;
+            let mut caller = None;
+            let result = api_call(&shared, &api, req, &raw_query, &request_id, &mut caller).await;
             let status = match &result {
                 Ok(response) => response.status().as_u16(),
                 Err(_) => 0,
             };
-            shared.record(operation, status, received);
+            shared.record(operation, status, received, caller);
             tracing::debug!(
                 operation = operation.name(),
                 status,
@@ -186,6 +188,7 @@ async fn api_call(
     req: Request<Incoming>,
     raw_query: &str,
     request_id: &str,
+    caller: &mut Option<Caller>,
 ) -> Result<Response<Body>, NoReply> {
     let (latency, fault, doomed) = {
         let faults = shared.faults();
@@ -216,6 +219,7 @@ async fn api_call(
     let query = auth::query_pairs(raw_query);
     let signed = SignableRequest { method: &method, path: &path, query: &query, headers: &headers, body: &body };
     let outcome = authenticate(shared, &signed, now)
+        .map(|who| *caller = Some(who))
         .and_then(|()| auth::check_project(&api.project_id, &headers, &shared.project_id))
         .and_then(|()| handlers::handle(&shared.store, api, &query, &body, now, doomed));
     if fault == Some(Fault::LostReply) {
@@ -232,16 +236,16 @@ async fn api_call(
 
 /// Verifies the signature with the temporary credential the access key names (checking its security
 /// token, expiry and grant) or else with the configured key; counts refusals and, once accepted, the
-/// call under its access key.
-fn authenticate(shared: &Shared, signed: &SignableRequest<'_>, now: Timestamp) -> Result<(), ApiError> {
+/// call under its access key. Answers who made the call.
+fn authenticate(shared: &Shared, signed: &SignableRequest<'_>, now: Timestamp) -> Result<Caller, ApiError> {
     let header = |name: &str| signed.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v);
     let authorization = header("Authorization").and_then(|v| AuthorizationHeader::parse(v));
     let security_token = header(signer::SECURITY_TOKEN_HEADER).map(String::as_str);
     let temporary =
         authorization.as_ref().and_then(|auth| lock(&shared.identity).temporary(&auth.access_key, security_token, now));
-    let credentials = match temporary {
+    let (credentials, caller) = match temporary {
         Some(resolved) => {
-            let resolved = resolved?;
+            let (resolved, caller) = resolved?;
             let token_signed = authorization
                 .iter()
                 .flat_map(|a| &a.signed_headers)
@@ -250,9 +254,13 @@ fn authenticate(shared: &Shared, signed: &SignableRequest<'_>, now: Timestamp) -
                 lock(&shared.identity).refuse(Refusal::Signature);
                 return Err(ApiError::authentication("verify aksk signature fail, x-security-token must be signed"));
             }
-            Arc::new(resolved)
+            (Arc::new(resolved), caller)
         }
-        None => shared.credentials(),
+        None => {
+            let credentials = shared.credentials();
+            let caller = Caller { access_key: credentials.access_key.clone(), subject: None };
+            (credentials, caller)
+        }
     };
     let verified = auth::verify(signed, &credentials, now);
     let mut registry = lock(&shared.identity);
@@ -261,7 +269,7 @@ fn authenticate(shared: &Shared, signed: &SignableRequest<'_>, now: Timestamp) -
         Err(e) if e.code == "APIGW.0301" => registry.refuse(Refusal::Signature),
         Err(_) => {}
     }
-    verified
+    verified.map(|()| caller)
 }
 
 /// Accepts connections until `shutdown` completes, then closes idle connections and waits (up to

@@ -10,7 +10,7 @@ use super::faults::Faults;
 use super::handlers::lock;
 use super::identity::Registry;
 use super::routes::Operation;
-use super::store::{CallLog, TaskStore};
+use super::store::{CallLog, Caller, TaskStore};
 
 /// State shared by every connection.
 pub struct Shared {
@@ -51,7 +51,7 @@ impl Shared {
         *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(credentials);
     }
 
-    pub fn record(&self, operation: Operation, status: u16, received: Timestamp) {
-        lock(&self.calls).record_received(operation, status, received, Timestamp::now());
+    pub fn record(&self, operation: Operation, status: u16, received: Timestamp, caller: Option<Caller>) {
+        lock(&self.calls).record_received(operation, status, received, Timestamp::now(), caller);
     }
 }

@@ -112,6 +112,8 @@ def test_federal_accessor_from_the_environment_gets_credentials_that_list_tasks(
     assert credentials.security_token and credentials.ak != ACCESS_KEY
     after = temporary_identities(sim)
     assert after.get(credentials.ak) == 1 and credentials.ak not in before
+    made = [e for e in sim.admin("GET", "/_sim/log") if e.get("accessKey") == credentials.ak]
+    assert [(e["operation"], e["subject"]) for e in made] == [("ListMigrationTask", TRUSTED)]
 
 
 def test_oidc_sts_accessor_assumes_the_agency_and_lists_tasks(sim, issuer, tmp_path, monkeypatch):
