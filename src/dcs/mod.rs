@@ -1,6 +1,7 @@
 //! The DCS migration-task API client: wire models, the SDK-HMAC-SHA256 signer, endpoints,
 //! typed errors, retries, client-side throttling and scrubbing of secrets from answers.
 
+pub mod cached;
 pub mod client;
 pub mod credentials;
 pub mod endpoint;
@@ -13,6 +14,7 @@ pub mod scrub;
 pub mod signer;
 pub mod temporary;
 
+pub use cached::CachedCredentials;
 pub use client::{CallObserver, ClientConfig, DcsClient, RateLimit, RetryPolicy};
 pub use credentials::Credentials;
 pub use endpoint::Endpoint;
