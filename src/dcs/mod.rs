@@ -2,6 +2,7 @@
 //! typed errors, retries, client-side throttling and scrubbing of secrets from answers.
 
 pub mod cached;
+pub mod chain;
 pub mod client;
 pub mod credentials;
 pub mod endpoint;
