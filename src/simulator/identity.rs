@@ -139,7 +139,7 @@ const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const MIXED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A random opaque token (unscoped IAM token, metadata token).
-pub fn opaque_token() -> String {
+fn opaque_token() -> String {
     random_text(64, MIXED)
 }
 
