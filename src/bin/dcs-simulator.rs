@@ -3,11 +3,12 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use dcs_migration_operator::simulator::{self, Config};
+use dcs_migration_operator::simulator::{self, Config, IdentityConfig, Jwks, OidcIssuer, Trust, trust};
 
 /// Simulates the Huawei Cloud DCS data-migration API on plain HTTP.
 #[derive(Debug, Parser)]
@@ -35,6 +36,71 @@ struct Args {
     /// their own; the switch's outcome is then only in the top-level `task_status`).
     #[arg(long, env = "DCS_SIM_SWAP_IPS", default_value_t = true, action = clap::ArgAction::Set)]
     swap_ips: bool,
+    /// The OIDC issuer id tokens must name (`iss`), e.g. the test API server's service-account issuer.
+    #[arg(long, env = "DCS_SIM_OIDC_ISSUER", requires_all = ["oidc_jwks", "oidc_audience"])]
+    oidc_issuer: Option<String>,
+    /// A file with the issuer's keys (JWKS, e.g. the API server's `/openid/v1/jwks`).
+    #[arg(long, env = "DCS_SIM_OIDC_JWKS", requires = "oidc_issuer")]
+    oidc_jwks: Option<PathBuf>,
+    /// The audience id tokens must carry (`aud`).
+    #[arg(long, env = "DCS_SIM_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    oidc_audience: Option<String>,
+    /// `IDP_ID=SUBJECT`: the identity provider trusts this subject (a trailing `*` matches a prefix). Repeatable.
+    #[arg(long = "trust-idp", value_parser = trust_entry)]
+    trust_idp: Vec<(String, String)>,
+    /// `AGENCY_URN=SUBJECT`: the agency trusts this subject (a trailing `*` matches a prefix). Repeatable.
+    #[arg(long = "trust-agency", value_parser = trust_entry)]
+    trust_agency: Vec<(String, String)>,
+    /// The token `POST /_sim/pod-identity` expects in `Authorization` (default: pod identity off).
+    #[arg(long, env = "DCS_SIM_POD_IDENTITY_TOKEN", hide_env_values = true)]
+    pod_identity_token: Option<String>,
+    /// Serve an agency's credentials on the ECS metadata paths.
+    #[arg(long)]
+    metadata_credentials: bool,
+    /// How long issued temporary credentials live (`3600`, `20s`, `1h`, `1m30s`).
+    #[arg(long, env = "DCS_SIM_CREDENTIAL_LIFETIME", default_value = "1h", value_parser = parse_duration)]
+    credential_lifetime: Duration,
+}
+
+fn trust_entry(s: &str) -> Result<(String, String), String> {
+    trust::parse_entry(s).map_err(|e| e.to_string())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let parsed = match s.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let friendly: jiff::SignedDuration = s.parse().map_err(|e| format!("{e}"))?;
+            Duration::try_from(friendly).map_err(|e| format!("{e}"))?
+        }
+    };
+    if parsed.is_zero() { Err("must be longer than zero".to_owned()) } else { Ok(parsed) }
+}
+
+fn identity(args: &Args) -> Result<IdentityConfig, String> {
+    let oidc = match (&args.oidc_issuer, &args.oidc_jwks, &args.oidc_audience) {
+        (Some(issuer), Some(jwks), Some(audience)) => {
+            let document = std::fs::read(jwks).map_err(|e| format!("cannot read {}: {e}", jwks.display()))?;
+            let jwks = Jwks::parse(&document).map_err(|e| format!("{}: {e}", jwks.display()))?;
+            Some(OidcIssuer { issuer: issuer.clone(), audience: audience.clone(), jwks })
+        }
+        _ => None,
+    };
+    let mut trust = Trust::default();
+    for (id, subject) in &args.trust_idp {
+        trust.add_idp(id.clone(), subject.clone());
+    }
+    for (urn, subject) in &args.trust_agency {
+        trust.add_agency(urn.clone(), subject.clone());
+    }
+    Ok(IdentityConfig {
+        oidc,
+        trust,
+        pod_identity_token: args.pod_identity_token.clone(),
+        metadata_credentials: args.metadata_credentials,
+        credential_lifetime: args.credential_lifetime,
+    })
 }
 
 fn parse_seconds(s: &str) -> Result<f64, String> {
@@ -78,10 +144,18 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let identity = match identity(&args) {
+        Ok(identity) => identity,
+        Err(e) => {
+            eprintln!("dcs-simulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = Config::new(args.access_key, args.secret_key, args.project_id)
         .with_phase(Duration::from_secs_f64(args.phase_seconds))
         .with_release_after(args.release_after.map(Duration::from_secs_f64))
-        .with_swap_ips(args.swap_ips);
+        .with_swap_ips(args.swap_ips)
+        .with_identity(identity);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -1,5 +1,5 @@
 //! The unsigned admin API under `/_sim/` (design.md §6): state, faults, call log, forced task
-//! statuses, out-of-band task removal and key rotation.
+//! statuses, out-of-band task removal, key rotation and trust lists.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use super::handlers::lock;
 use super::lifecycle::Status;
 use super::routes::AdminRoute;
 use super::shared::Shared;
+use super::trust::Trust;
 
 /// An admin answer: status and JSON body (none for 204).
 pub struct AdminReply {
@@ -96,6 +97,14 @@ pub fn handle(shared: &Arc<Shared>, route: &AdminRoute, raw_query: &str, body: &
             Ok(_) => fail(StatusCode::BAD_REQUEST, "accessKey and secretKey must not be empty"),
             Err(e) => fail(StatusCode::BAD_REQUEST, format!("invalid credentials: {e}")),
         },
+        AdminRoute::Trust => match serde_json::from_slice::<Trust>(body) {
+            Ok(trust) => {
+                let echo = json!(trust);
+                lock(&shared.identity).set_trust(trust);
+                ok(&echo)
+            }
+            Err(e) => fail(StatusCode::BAD_REQUEST, format!("invalid trust: {e}")),
+        },
     }
 }
 
@@ -111,7 +120,14 @@ fn state(shared: &Arc<Shared>, now: Timestamp) -> AdminReply {
             .collect();
         let views: Vec<Value> = tasks.iter().map(|t| json!(t.show_view())).collect();
         let calls = lock(&shared.calls).counts();
-        json!({"tasks": views, "calls": calls, "switchovers": switchovers})
+        let identity = lock(&shared.identity);
+        json!({
+            "tasks": views,
+            "calls": calls,
+            "switchovers": switchovers,
+            "identities": identity.identities(),
+            "refusals": identity.refusals(),
+        })
     };
     ok(&body)
 }

@@ -128,6 +128,11 @@ impl ApiError {
         )
     }
 
+    /// 401 `APIGW.0307`: the temporary credential (its security token) has expired.
+    pub fn token_expired() -> Self {
+        Self::gateway(StatusCode::UNAUTHORIZED, "APIGW.0307", "The token must be updated: security token expired")
+    }
+
     /// 429 `APIGW.0308`: (injected) throttling.
     pub fn throttled() -> Self {
         Self::gateway(

@@ -31,13 +31,23 @@
 //! Admin API (unsigned, same listener): `GET /_sim/state`, `GET|PUT|DELETE /_sim/faults`,
 //! `GET /_sim/log[?sinceMs=N]`, `PUT /_sim/tasks/{id}` (force a status), `DELETE /_sim/tasks/{id}`
 //! (the task vanishes out of band, no tombstone), `DELETE /_sim/tasks` (every task vanishes: the
-//! state of a simulator restarted with its memory lost), `PUT /_sim/credentials` (replace the key).
+//! state of a simulator restarted with its memory lost), `PUT /_sim/credentials` (replace the key),
+//! `PUT /_sim/trust` (replace the keyless identities' trust lists, see [`identity`]).
+//!
+//! Keyless identities (dcs-api.md §13, [`exchange`]) on the same listener: IAM federation
+//! (`/v3.0/OS-AUTH/id-token/tokens`, `/v3.0/OS-CREDENTIAL/securitytokens`), STS
+//! (`/v5/agencies/assume-with-oidc`), ECS metadata and CCE pod identity (`/_sim/pod-identity`). Id tokens
+//! are verified ([`jwt`]: RS256 against the issuer's JWKS, issuer, audience, expiry) and their subject
+//! checked against the trust lists ([`trust`]); the temporary credentials issued are accepted by the DCS
+//! paths with their `X-Security-Token` until they expire. `/_sim/state` adds `identities` (DCS calls
+//! per access key) and `refusals` (`expired`, `signature`, `untrusted`).
 //! Faults include hostile answers (`garbageRate`, `garbage`: see [`faults::Garbage`]) and doomed
 //! effects: `switchFailRate` (an accepted exchange/rollback ends `EXCHANGE_FAILED` /
 //! `ROLLBACK_FAILED`) and `provisionFailRate` (a created online task's job ends `FAIL` and the
 //! task `FAILED`). `PUT /_sim/tasks/{id}` with `{"status": "FAILED", "errorMessage": "…"}` also
 //! logs the message at `ERROR` level. `/_sim/log`
-//! entries carry `receivedAtMs` (arrival, before injected latency) besides `atMs` (answer).
+//! entries carry `receivedAtMs` (arrival, before injected latency) besides `atMs` (answer), and for a
+//! call whose signature verified, `accessKey` and (temporary credentials) the `subject` they were issued to.
 //!
 //! Use it in-process with [`spawn`], or serve a listener with [`serve`] / [`serve_with_shutdown`]
 //! (what the `dcs-simulator` binary does).
@@ -46,15 +56,19 @@ pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod exchange;
 pub mod faults;
 pub mod handlers;
+pub mod identity;
 pub mod job;
+pub mod jwt;
 pub mod lifecycle;
 pub mod routes;
 pub mod server;
 pub mod shared;
 pub mod store;
 pub mod switchover;
+pub mod trust;
 pub mod wire_time;
 
 use std::future::Future;
@@ -69,8 +83,11 @@ use tokio::sync::oneshot;
 
 pub use error::ApiError;
 pub use faults::Faults;
+pub use identity::IdentityConfig;
+pub use jwt::{Jwks, OidcIssuer};
 pub use routes::Operation;
 pub use server::BODY_LIMIT;
+pub use trust::Trust;
 
 /// What the simulator accepts and how fast tasks move.
 #[derive(Clone)]
@@ -87,6 +104,8 @@ pub struct Config {
     pub release_after: Option<Duration>,
     /// Whether source and target report each other's IP after an exchange (default: true).
     pub swap_ips: bool,
+    /// Keyless identities (dcs-api.md §13): OIDC issuer, trust lists, metadata, pod identity.
+    pub identity: IdentityConfig,
 }
 
 impl Config {
@@ -99,6 +118,7 @@ impl Config {
             phase: Duration::from_secs(2),
             release_after: None,
             swap_ips: true,
+            identity: IdentityConfig::default(),
         }
     }
 
@@ -120,12 +140,23 @@ impl Config {
         self
     }
 
+    /// Sets the keyless identities served.
+    pub fn with_identity(mut self, identity: IdentityConfig) -> Self {
+        self.identity = identity;
+        self
+    }
+
     fn shared(&self) -> Arc<shared::Shared> {
         let timing =
             lifecycle::Timing { phase: self.phase, release_after: self.release_after, swap_ips: self.swap_ips };
         let credentials =
             auth::Credentials { access_key: self.access_key.clone(), secret_key: self.secret_key.clone() };
-        Arc::new(shared::Shared::new(store::TaskStore::new(timing), credentials, self.project_id.clone()))
+        Arc::new(shared::Shared::new(
+            store::TaskStore::new(timing),
+            credentials,
+            self.project_id.clone(),
+            identity::Registry::new(self.identity.clone()),
+        ))
     }
 }
 
@@ -138,6 +169,7 @@ impl std::fmt::Debug for Config {
             .field("phase", &self.phase)
             .field("release_after", &self.release_after)
             .field("swap_ips", &self.swap_ips)
+            .field("identity", &self.identity)
             .finish()
     }
 }

@@ -28,6 +28,34 @@ pub enum AdminRoute {
     /// Every task vanishes out of band (no tombstones): the state a restarted simulator has.
     RemoveAllTasks,
     Credentials,
+    /// Replace the trust lists of the keyless identities.
+    Trust,
+}
+
+/// The identity endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityRoute {
+    IdToken,
+    SecurityToken,
+    AssumeWithOidc,
+    MetadataToken,
+    MetadataSecurityKey,
+    PodIdentity,
+}
+
+impl IdentityRoute {
+    /// The identity endpoint a method and (already split) path address, if any.
+    pub fn of(method: &str, segments: &[&str]) -> Option<Self> {
+        Some(match (method, segments) {
+            ("POST", ["v3.0", "OS-AUTH", "id-token", "tokens"]) => Self::IdToken,
+            ("POST", ["v3.0", "OS-CREDENTIAL", "securitytokens"]) => Self::SecurityToken,
+            ("POST", ["v5", "agencies", "assume-with-oidc"]) => Self::AssumeWithOidc,
+            ("PUT", ["meta-data", "latest", "api", "token"]) => Self::MetadataToken,
+            ("GET", ["openstack", "latest", "securitykey"]) => Self::MetadataSecurityKey,
+            ("POST", ["_sim", "pod-identity"]) => Self::PodIdentity,
+            _ => return None,
+        })
+    }
 }
 
 /// Where a request goes.
@@ -35,6 +63,8 @@ pub enum AdminRoute {
 pub enum Route {
     Api(ApiRoute),
     Admin(AdminRoute),
+    /// A keyless-identity endpoint (IAM, STS, metadata, pod identity).
+    Identity(IdentityRoute),
     /// Admin path with an unsupported method or unknown name, or any other unknown path.
     NotFound,
 }
@@ -54,6 +84,9 @@ fn segments(path: &str) -> Vec<String> {
 pub fn route(method: &Method, path: &str) -> Route {
     let segs = segments(path);
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    if let Some(identity) = IdentityRoute::of(method.as_str(), &s) {
+        return Route::Identity(identity);
+    }
     if s.first() == Some(&"_sim") && is_admin_path(path) {
         return admin_route(method, &s[1..]);
     }
@@ -96,6 +129,7 @@ fn admin_route(method: &Method, rest: &[&str]) -> Route {
         ("DELETE", ["tasks", id]) => AdminRoute::RemoveTask((*id).to_owned()),
         ("DELETE", ["tasks"]) => AdminRoute::RemoveAllTasks,
         ("PUT", ["credentials"]) => AdminRoute::Credentials,
+        ("PUT", ["trust"]) => AdminRoute::Trust,
         _ => return Route::NotFound,
     };
     Route::Admin(admin)
@@ -145,6 +179,23 @@ mod tests {
         }
         assert_eq!(route(&Method::DELETE, &format!("{p}/migration-task/{id}")), Route::NotFound);
         assert_eq!(route(&Method::GET, "/v3/pid/migration-tasks"), Route::NotFound);
+    }
+
+    #[test]
+    fn identity_endpoints_share_the_listener_with_the_api() {
+        let cases = [
+            (Method::POST, "/v3.0/OS-AUTH/id-token/tokens", IdentityRoute::IdToken),
+            (Method::POST, "/v3.0/OS-CREDENTIAL/securitytokens", IdentityRoute::SecurityToken),
+            (Method::POST, "/v5/agencies/assume-with-oidc", IdentityRoute::AssumeWithOidc),
+            (Method::PUT, "/meta-data/latest/api/token", IdentityRoute::MetadataToken),
+            (Method::GET, "/openstack/latest/securitykey", IdentityRoute::MetadataSecurityKey),
+            (Method::POST, "/_sim/pod-identity", IdentityRoute::PodIdentity),
+        ];
+        for (method, path, wanted) in cases {
+            assert_eq!(route(&method, path), Route::Identity(wanted), "{method} {path}");
+        }
+        assert_eq!(route(&Method::PUT, "/_sim/trust"), Route::Admin(AdminRoute::Trust));
+        assert_eq!(route(&Method::GET, "/v5/agencies/assume-with-oidc"), Route::NotFound);
     }
 
     #[test]

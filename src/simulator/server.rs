@@ -22,11 +22,14 @@ use tokio::net::TcpListener;
 use super::admin;
 use super::auth;
 use super::error::ApiError;
+use super::exchange::{self, IdentityReply};
 use super::faults::Fault;
-use super::handlers::{self, Reply};
+use super::handlers::{self, Reply, lock};
+use super::identity::Refusal;
 use super::routes::{self, ApiRoute, Route};
 use super::shared::Shared;
-use crate::dcs::signer::SignableRequest;
+use super::store::Caller;
+use crate::dcs::signer::{self, AuthorizationHeader, SignableRequest};
 
 /// Request bodies above this size are refused with 413 `APIGW.0201` (the real gateway's limit is 12 MB).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -50,6 +53,26 @@ fn respond(status: StatusCode, body: Option<Vec<u8>>, request_id: &str) -> Respo
         headers.insert("X-Request-Id", value);
     }
     response
+}
+
+fn identity_response(reply: IdentityReply, request_id: &str) -> Response<Body> {
+    let mut response = respond(reply.status, None, request_id);
+    *response.body_mut() = Full::new(Bytes::from(reply.body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    for (name, value) in reply.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+fn header_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
+    req.headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect()
 }
 
 /// A hostile answer (see [`super::faults::Garbage`]).
@@ -122,16 +145,31 @@ async fn handle_request(shared: Arc<Shared>, req: Request<Incoming>) -> Result<R
             tracing::debug!(?admin_route, status = reply.status.as_u16(), "admin call");
             Ok(respond(reply.status, reply.body, &request_id))
         }
+        Route::Identity(identity_route) => {
+            let headers = header_pairs(&req);
+            let body = match read_body(req).await {
+                Ok(body) => body,
+                Err(BodyError::TooLarge) => return Ok(error_response(&ApiError::body_too_large(), &request_id)),
+                Err(BodyError::Broken) => return Err(NoReply("broken request body")),
+            };
+            let reply = {
+                let mut registry = lock(&shared.identity);
+                exchange::handle(&mut registry, identity_route, &headers, &body, Timestamp::now())
+            };
+            tracing::debug!(?identity_route, status = reply.status.as_u16(), "identity call");
+            Ok(identity_response(reply, &request_id))
+        }
         Route::Api(api) => {
             let started = Instant::now();
             let received = Timestamp::now();
             let operation = api.operation;
-            let result = api_call(&shared, &api, req, &raw_query, &request_id).await;
+            let mut caller = None;
+            let result = api_call(&shared, &api, req, &raw_query, &request_id, &mut caller).await;
             let status = match &result {
                 Ok(response) => response.status().as_u16(),
                 Err(_) => 0,
             };
-            shared.record(operation, status, received);
+            shared.record(operation, status, received, caller);
             tracing::debug!(
                 operation = operation.name(),
                 status,
@@ -150,6 +188,7 @@ async fn api_call(
     req: Request<Incoming>,
     raw_query: &str,
     request_id: &str,
+    caller: &mut Option<Caller>,
 ) -> Result<Response<Body>, NoReply> {
     let (latency, fault, doomed) = {
         let faults = shared.faults();
@@ -161,11 +200,7 @@ async fn api_call(
     }
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-        .collect();
+    let headers = header_pairs(&req);
     let body = match read_body(req).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
@@ -183,7 +218,8 @@ async fn api_call(
     let now = Timestamp::now();
     let query = auth::query_pairs(raw_query);
     let signed = SignableRequest { method: &method, path: &path, query: &query, headers: &headers, body: &body };
-    let outcome = auth::verify(&signed, &shared.credentials(), now)
+    let outcome = authenticate(shared, &signed, now)
+        .map(|who| *caller = Some(who))
         .and_then(|()| auth::check_project(&api.project_id, &headers, &shared.project_id))
         .and_then(|()| handlers::handle(&shared.store, api, &query, &body, now, doomed));
     if fault == Some(Fault::LostReply) {
@@ -196,6 +232,44 @@ async fn api_call(
         Ok(Reply { status, body }) => respond(status, body, request_id),
         Err(error) => error_response(&error, request_id),
     })
+}
+
+/// Verifies the signature with the temporary credential the access key names (checking its security
+/// token, expiry and grant) or else with the configured key; counts refusals and, once accepted, the
+/// call under its access key. Answers who made the call.
+fn authenticate(shared: &Shared, signed: &SignableRequest<'_>, now: Timestamp) -> Result<Caller, ApiError> {
+    let header = |name: &str| signed.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let authorization = header("Authorization").and_then(|v| AuthorizationHeader::parse(v));
+    let security_token = header(signer::SECURITY_TOKEN_HEADER).map(String::as_str);
+    let temporary =
+        authorization.as_ref().and_then(|auth| lock(&shared.identity).temporary(&auth.access_key, security_token, now));
+    let (credentials, caller) = match temporary {
+        Some(resolved) => {
+            let (resolved, caller) = resolved?;
+            let token_signed = authorization
+                .iter()
+                .flat_map(|a| &a.signed_headers)
+                .any(|h| h.eq_ignore_ascii_case(signer::SECURITY_TOKEN_HEADER));
+            if !token_signed {
+                lock(&shared.identity).refuse(Refusal::Signature);
+                return Err(ApiError::authentication("verify aksk signature fail, x-security-token must be signed"));
+            }
+            (Arc::new(resolved), caller)
+        }
+        None => {
+            let credentials = shared.credentials();
+            let caller = Caller { access_key: credentials.access_key.clone(), subject: None };
+            (credentials, caller)
+        }
+    };
+    let verified = auth::verify(signed, &credentials, now);
+    let mut registry = lock(&shared.identity);
+    match &verified {
+        Ok(()) => registry.count_call(&credentials.access_key),
+        Err(e) if e.code == "APIGW.0301" => registry.refuse(Refusal::Signature),
+        Err(_) => {}
+    }
+    verified.map(|()| caller)
 }
 
 /// Accepts connections until `shutdown` completes, then closes idle connections and waits (up to

@@ -1,5 +1,5 @@
-//! The simulator's state shared by every connection: tasks, the call log, faults and the
-//! accepted credentials. The server and the admin API both work on it.
+//! The simulator's state shared by every connection: tasks, the call log, faults, the
+//! accepted credentials and the keyless identities. The server and the admin API both work on it.
 
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
@@ -8,8 +8,9 @@ use jiff::Timestamp;
 use super::auth::Credentials;
 use super::faults::Faults;
 use super::handlers::lock;
+use super::identity::Registry;
 use super::routes::Operation;
-use super::store::{CallLog, TaskStore};
+use super::store::{CallLog, Caller, TaskStore};
 
 /// State shared by every connection.
 pub struct Shared {
@@ -18,16 +19,19 @@ pub struct Shared {
     faults: RwLock<Faults>,
     credentials: RwLock<Arc<Credentials>>,
     pub project_id: String,
+    /// Keyless identities: trust, issued temporary credentials, refusal counters.
+    pub identity: Mutex<Registry>,
 }
 
 impl Shared {
-    pub fn new(store: TaskStore, credentials: Credentials, project_id: String) -> Self {
+    pub fn new(store: TaskStore, credentials: Credentials, project_id: String, identity: Registry) -> Self {
         Self {
             store: Mutex::new(store),
             calls: Mutex::new(CallLog::default()),
             faults: RwLock::new(Faults::default()),
             credentials: RwLock::new(Arc::new(credentials)),
             project_id,
+            identity: Mutex::new(identity),
         }
     }
 
@@ -47,7 +51,7 @@ impl Shared {
         *self.credentials.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(credentials);
     }
 
-    pub fn record(&self, operation: Operation, status: u16, received: Timestamp) {
-        lock(&self.calls).record_received(operation, status, received, Timestamp::now());
+    pub fn record(&self, operation: Operation, status: u16, received: Timestamp, caller: Option<Caller>) {
+        lock(&self.calls).record_received(operation, status, received, Timestamp::now(), caller);
     }
 }

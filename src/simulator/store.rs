@@ -138,8 +138,18 @@ impl TaskStore {
     }
 }
 
+/// Who made an authenticated call: the access key and, for a temporary credential, the subject it was
+/// issued to (`system:serviceaccount:NS:NAME`, `ecs-metadata` or `cce-pod-identity`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Caller {
+    pub access_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
 /// One entry of `/_sim/log`.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRecord {
     /// SDK operation name.
@@ -151,6 +161,9 @@ pub struct CallRecord {
     /// Unix time in milliseconds when the call arrived, before any injected latency: what a
     /// client-side rate limit governs.
     pub received_at_ms: i64,
+    /// Who made the call, once its signature verified.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<Caller>,
 }
 
 /// Per-operation call counters and the recent-call ring.
@@ -163,11 +176,19 @@ pub struct CallLog {
 impl CallLog {
     /// Records one call of `operation` answered with `status` (0: no reply).
     pub fn record(&mut self, operation: Operation, status: u16, at: Timestamp) {
-        self.record_received(operation, status, at, at);
+        self.record_received(operation, status, at, at, None);
     }
 
-    /// Records one call of `operation` that arrived at `received` and was answered at `at`.
-    pub fn record_received(&mut self, operation: Operation, status: u16, received: Timestamp, at: Timestamp) {
+    /// Records one call of `operation` that arrived at `received` and was answered at `at`, made by `caller`
+    /// if it was authenticated.
+    pub fn record_received(
+        &mut self,
+        operation: Operation,
+        status: u16,
+        received: Timestamp,
+        at: Timestamp,
+        caller: Option<Caller>,
+    ) {
         self.counts[operation.index()] += 1;
         if self.ring.len() >= MAX_LOG_ENTRIES {
             self.ring.pop_front();
@@ -177,6 +198,7 @@ impl CallLog {
             status,
             at_ms: at.as_millisecond(),
             received_at_ms: received.as_millisecond(),
+            caller,
         });
     }
 

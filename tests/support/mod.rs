@@ -237,6 +237,12 @@ pub async fn service_account_client(ns: &str, sa: &str) -> Client {
 
 /// A fresh token (valid one hour) for ServiceAccount `ns/sa`, which is created if it does not exist.
 pub async fn service_account_token(ns: &str, sa: &str) -> String {
+    service_account_token_for(ns, sa, None).await
+}
+
+/// A fresh token (valid one hour) for ServiceAccount `ns/sa` (created if it does not exist), for `audience` if
+/// given, else for the API server's own audience.
+pub async fn service_account_token_for(ns: &str, sa: &str, audience: Option<&str>) -> String {
     let api = Api::<ServiceAccount>::namespaced(admin_client().await, ns);
     let account = ServiceAccount {
         metadata: ObjectMeta { name: Some(sa.to_string()), ..Default::default() },
@@ -248,7 +254,11 @@ pub async fn service_account_token(ns: &str, sa: &str) -> String {
         Err(e) => panic!("creating ServiceAccount {ns}/{sa}: {e}"),
     }
     let request = TokenRequest {
-        spec: TokenRequestSpec { expiration_seconds: Some(3600), ..Default::default() },
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            audiences: audience.map(|a| vec![a.to_owned()]).unwrap_or_default(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let minted = api
