@@ -49,6 +49,8 @@ impl Account {
     /// One refresh of every watched task; wakes the owners whose task changed.
     async fn refresh(&self, plan: Plan) {
         let started = Instant::now();
+        let (watched, lookups) = self.view().load();
+        tracing::debug!(watched, lookups, ?plan, "refreshing the account's view");
         let outcome = match plan {
             Plan::Walk => self.walk_list().await,
             Plan::Show(ids) => self.show_each(&ids).await,

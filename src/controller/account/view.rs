@@ -73,7 +73,15 @@ struct Watched {
     /// A caller that does not wait asked for an observation from a refresh after this one; its
     /// owner is woken when it is in.
     awaited_since: Option<u64>,
+    /// Refreshes in a row that saw the task ended or gone with nobody asking: past
+    /// `QUIET_REFRESHES` the loop stops watching it (its owner was woken when it ended).
+    quiet: u32,
 }
+
+/// See `Watched::quiet`.
+const QUIET_REFRESHES: u32 = 3;
+/// A lookup by name nobody collected for this long is dropped (its asker gave up long before).
+const LOOKUP_TTL: Duration = Duration::from_secs(60);
 
 /// What one refresh learnt.
 #[derive(Debug, Default)]
@@ -133,8 +141,10 @@ impl View {
             acted_at: None,
             deleted: false,
             awaited_since: None,
+            quiet: 0,
         });
         watched.owner = owner;
+        watched.quiet = 0;
     }
 
     /// The last view of a task when it is no older than one refresh before `refreshes` and the
@@ -240,6 +250,11 @@ impl View {
         self.watched.is_empty() && self.lookups.is_empty()
     }
 
+    /// Watched tasks and lookups by name waiting for a walk (what keeps the loop looking).
+    pub fn load(&self) -> (usize, usize) {
+        (self.watched.len(), self.lookups.values().filter(|l| l.answer.is_none()).count())
+    }
+
     /// True when one walk of the project is short enough to answer lookups by name.
     pub fn walk_is_short(&self) -> bool {
         self.project_tasks.is_none_or(|n| n.div_ceil(PAGE as usize) <= SHARED_WALK_PAGES)
@@ -248,6 +263,7 @@ impl View {
     /// Asks the next walk (one that starts after `now`) for the tasks named `name`; answers the
     /// ticket to collect them with.
     pub fn ask_name(&mut self, name: &str, now: Instant) -> u64 {
+        self.lookups.retain(|_, l| now.saturating_duration_since(l.asked) < LOOKUP_TTL);
         self.next_lookup += 1;
         self.lookups.insert(self.next_lookup, Lookup { name: name.to_owned(), asked: now, answer: None });
         self.next_lookup
@@ -333,6 +349,13 @@ impl View {
             let changed = recovered
                 || watched.awaited_since.is_some()
                 || watched.seen.as_ref().is_some_and(|seen| !seen.same_kind(&next));
+            let ended = match &next {
+                Seen::Absent => true,
+                Seen::Present(task) => task.state().is_terminal(),
+                Seen::Missing(_) => false,
+            };
+            watched.quiet =
+                if ended && watched.awaited_since.is_none() && !watched.deleted { watched.quiet + 1 } else { 0 };
             watched.seen = Some(next);
             watched.seen_at = refreshes;
             if changed {
@@ -341,6 +364,8 @@ impl View {
                 wake.push(watched.owner.clone());
             }
         }
+        // Ended or gone, its owner woken, nobody asking: the owner's next look registers it again.
+        self.watched.retain(|_, w| w.quiet < QUIET_REFRESHES);
         wake
     }
 
@@ -547,5 +572,25 @@ mod tests {
         let failing = view.ask_name("mine", later);
         view.apply(failed(), later);
         assert!(view.named(failing).unwrap().is_err(), "a failed walk answers with its error");
+    }
+
+    #[test]
+    fn a_task_seen_ended_a_few_times_with_nobody_asking_is_no_longer_watched() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        view.register("a", owner("a"), t0);
+        view.register("b", owner("b"), t0);
+        for _ in 0..QUIET_REFRESHES {
+            view.apply(listed(&[task("a", "SUCCESS"), task("b", "INCRMIGEATING")]), t0);
+        }
+        assert_eq!(view.load(), (1, 0), "the ended task is dropped, the streaming one stays");
+        assert_eq!(view.plan(), Some(Plan::Walk));
+        view.register("a", owner("a"), t0);
+        view.ask("a");
+        for _ in 0..QUIET_REFRESHES + 1 {
+            view.apply(listed(&[task("a", "SUCCESS"), task("b", "INCRMIGEATING")]), t0);
+            view.ask("a");
+        }
+        assert_eq!(view.load(), (2, 0), "a task someone asks about stays watched");
     }
 }
