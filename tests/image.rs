@@ -7,7 +7,7 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -31,16 +31,6 @@ fn podman() -> Command {
     cmd
 }
 
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 static LOADED: OnceLock<()> = OnceLock::new();
 
 /// Loads the shipped archive (not whatever podman has under that name), once per test binary.
@@ -48,7 +38,7 @@ fn load_archive() {
     LOADED.get_or_init(|| {
         let archive = repo().join("target/image/dcs-migration-operator.tar");
         assert!(archive.is_file(), "{} is missing: run `make image`", archive.display());
-        let loaded = ok(podman().arg("load").arg("-i").arg(&archive).output().unwrap(), "podman load");
+        let loaded = support::ok(podman().arg("load").arg("-i").arg(&archive).output().unwrap(), "podman load");
         assert!(loaded.contains(&image()), "the archive holds {}: {loaded}", image());
     });
 }
@@ -94,7 +84,8 @@ fn status_field(status: &str, field: &str) -> String {
 fn in_each_layer(args: &str) -> Vec<Vec<u8>> {
     let archive = repo().join("target/image/dcs-migration-operator.tar");
     let out = Command::new("tar").arg("-xOf").arg(&archive).arg("manifest.json").output().unwrap();
-    let manifest: serde_json::Value = serde_json::from_str(&ok(out, "reading the archive's manifest")).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&support::ok(out, "reading the archive's manifest")).unwrap();
     let layers = manifest[0]["Layers"].as_array().expect("a docker-archive manifest").clone();
     layers
         .iter()
@@ -122,7 +113,7 @@ fn files_in_archive() -> Vec<String> {
 #[test]
 fn the_image_holds_only_the_static_binary_ca_certificates_and_user_65532() {
     load_archive();
-    let config = ok(
+    let config = support::ok(
         podman().args(["image", "inspect", "--format", "{{json .Config}}", &image()]).output().unwrap(),
         "podman image inspect",
     );
@@ -149,7 +140,7 @@ fn the_image_holds_only_the_static_binary_ca_certificates_and_user_65532() {
     assert!(binary.starts_with(b"\x7fELF"), "the binary is in the archive");
     let shipped = std::env::temp_dir().join(format!("image-test-binary-{}", std::process::id()));
     std::fs::write(&shipped, &binary).unwrap();
-    let headers = ok(Command::new("readelf").args(["-l", "-d"]).arg(&shipped).output().unwrap(), "readelf");
+    let headers = support::ok(Command::new("readelf").args(["-l", "-d"]).arg(&shipped).output().unwrap(), "readelf");
     std::fs::remove_file(&shipped).unwrap();
     assert!(!headers.contains("program interpreter"), "statically linked (static-pie at most): {headers}");
     assert!(!headers.contains("(NEEDED)"), "no shared library needed: {headers}");
@@ -162,7 +153,7 @@ async fn a_container_of_the_image_runs_read_only_as_65532_without_capabilities_a
     load_archive();
     let cp = support::control_plane();
     let out = cp.kubectl().args(["apply", "--server-side", "-f"]).arg(repo().join("crds")).output().unwrap();
-    ok(out, "applying the CRD");
+    support::ok(out, "applying the CRD");
     // The admin kubeconfig, readable by 65532 (the control plane's copy is root's, mode 600).
     let kubeconfig = std::env::temp_dir().join(format!("image-test-kubeconfig-{}", std::process::id()));
     std::fs::copy(cp.kubeconfig(), &kubeconfig).unwrap();
@@ -175,7 +166,7 @@ async fn a_container_of_the_image_runs_read_only_as_65532_without_capabilities_a
         .arg(format!("--volume={}:/kubeconfig:ro", kubeconfig.display()))
         .args(["--env=KUBECONFIG=/kubeconfig", &image(), "run"])
         .args(["--metrics-addr", &format!("127.0.0.1:{metrics}"), "--probe-addr", &format!("127.0.0.1:{probes}")]);
-    ok(run.output().unwrap(), "podman run");
+    support::ok(run.output().unwrap(), "podman run");
     let _container = Container(name.clone());
 
     let http = reqwest::Client::new();
@@ -197,7 +188,10 @@ async fn a_container_of_the_image_runs_read_only_as_65532_without_capabilities_a
     assert_eq!(metrics.status(), 200);
 
     // What the kernel says about the container's process.
-    let pid = ok(podman().args(["inspect", "--format", "{{.State.Pid}}", &name]).output().unwrap(), "podman inspect");
+    let pid = support::ok(
+        podman().args(["inspect", "--format", "{{.State.Pid}}", &name]).output().unwrap(),
+        "podman inspect",
+    );
     let pid = pid.trim();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert_eq!(status_field(&status, "Uid"), "65532 65532 65532 65532");
@@ -229,7 +223,7 @@ fn the_static_binary_in_the_image_resolves_host_names() {
         .args([&image(), "dcs", "list", "--region", "cn-north-4", "--endpoint", &endpoint, "--project-id", project])
         .output()
         .unwrap();
-    let listed: serde_json::Value = serde_json::from_str(&ok(out, "dcs list in the image")).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&support::ok(out, "dcs list in the image")).unwrap();
     assert!(listed.get("migration_tasks").is_some() || listed.get("count").is_some(), "the API's answer: {listed}");
     sim.shutdown();
 }
@@ -241,7 +235,8 @@ fn the_image_trusts_a_private_ca_mounted_as_the_charts_ca_bundle() {
     load_archive();
     let dir = std::env::temp_dir().join(format!("image-test-ca-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("ca")).unwrap();
-    let openssl = |args: &[&str]| ok(Command::new("openssl").args(args).current_dir(&dir).output().unwrap(), "openssl");
+    let openssl =
+        |args: &[&str]| support::ok(Command::new("openssl").args(args).current_dir(&dir).output().unwrap(), "openssl");
     openssl(&[
         "req",
         "-x509",

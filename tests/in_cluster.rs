@@ -20,16 +20,6 @@ use std::time::{Duration, Instant};
 const PHASE: Duration = Duration::from_millis(400);
 const CRD_NAME: &str = "redismigrations.dcs.migration.io";
 
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn kubectl(args: &[&str]) -> Output {
     support::control_plane().kubectl().args(args).output().expect("kubectl runs")
 }
@@ -37,12 +27,12 @@ fn kubectl(args: &[&str]) -> Output {
 fn json(args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["-o", "json"]);
-    serde_json::from_str(&ok(kubectl(&all), &format!("kubectl {}", args.join(" ")))).unwrap()
+    serde_json::from_str(&support::ok(kubectl(&all), &format!("kubectl {}", args.join(" ")))).unwrap()
 }
 
 fn helm(args: &[&str]) -> String {
     let out = support::control_plane().command("helm").args(args).output().expect("helm runs");
-    ok(out, &format!("helm {}", args.join(" ")))
+    support::ok(out, &format!("helm {}", args.join(" ")))
 }
 
 fn free_port() -> u16 {
@@ -166,7 +156,7 @@ async fn the_chart_installed_on_a_node_runs_the_operator_image_as_users_run_it()
         assert!(out.status.success(), "{name} Ready: {}\n{}", String::from_utf8_lossy(&out.stderr), ctx());
     }
     let streaming = env.get("online-incremental")["status"]["taskId"].as_str().unwrap().to_owned();
-    ok(env.kubectl(&["delete", "rmig/online-incremental", "--timeout=60s"]), "deleting online-incremental");
+    support::ok(env.kubectl(&["delete", "rmig/online-incremental", "--timeout=60s"]), "deleting online-incremental");
     let stopped = task(&env, &streaming).await;
     assert!(
         stopped.as_ref().is_none_or(|t| t["status"] != "INCRMIGEATING" && t["status"] != "INCRMIGRATING"),
@@ -208,7 +198,7 @@ async fn the_chart_installed_on_a_node_runs_the_operator_image_as_users_run_it()
     let out = doomed.kubectl(&["wait", "--for=condition=Ready", "rmig/online-incremental", "--timeout=90s"]);
     assert!(out.status.success(), "doomed Ready: {}", String::from_utf8_lossy(&out.stderr));
     let doomed_task = doomed.get("online-incremental")["status"]["taskId"].as_str().unwrap().to_owned();
-    ok(kubectl(&["delete", "namespace", &doomed.ns, "--wait=false"]), "deleting the namespace");
+    support::ok(kubectl(&["delete", "namespace", &doomed.ns, "--wait=false"]), "deleting the namespace");
     until(&format!("namespace {} gone", doomed.ns), Duration::from_secs(120), ctx, || {
         let out = kubectl(&["get", "namespace", &doomed.ns, "--ignore-not-found", "-o", "name"]);
         out.stdout.is_empty().then_some(())
@@ -220,7 +210,7 @@ async fn the_chart_installed_on_a_node_runs_the_operator_image_as_users_run_it()
     );
 
     // helm uninstall, once the resources are gone: the CRD stays (keep policy), no finalizer is left behind.
-    ok(env.kubectl(&["delete", "rmig", "--all", "--timeout=60s"]), "deleting the remaining RedisMigrations");
+    support::ok(env.kubectl(&["delete", "rmig", "--all", "--timeout=60s"]), "deleting the remaining RedisMigrations");
     let protected = || {
         let secrets = json(&["get", "secrets", "-n", &env.ns]);
         secrets["items"].as_array().unwrap().iter().any(|s| !s["metadata"]["finalizers"].is_null())
@@ -237,7 +227,7 @@ async fn the_chart_installed_on_a_node_runs_the_operator_image_as_users_run_it()
         assert!(finalizers.is_empty(), "Secret {} keeps {finalizers:?}", s["metadata"]["name"]);
     }
     assert!(operator_pods(&ns, release).is_empty(), "the operator is gone");
-    ok(kubectl(&["delete", "namespace", &ns, &env.ns, "--timeout=120s"]), "deleting the test namespaces");
+    support::ok(kubectl(&["delete", "namespace", &ns, &env.ns, "--timeout=120s"]), "deleting the test namespaces");
 
     env.assert_no_secret_leaked(&[]);
     let _ = std::fs::remove_dir_all(&out_dir);

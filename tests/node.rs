@@ -3,22 +3,14 @@
 //! leaves nothing behind — processes, mounts, cgroups, the bridge, iptables rules and chains, sysctls, host files.
 //! A control plane of its own (not the harness's): this test takes one down.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn script(args: &[&str], dir: &Path) -> Output {
@@ -134,7 +126,7 @@ fn pods_reach_the_api_server_by_its_service_and_down_leaves_nothing_behind() {
     }
     let archive = repo().join("target/image/dcs-migration-operator.tar");
     assert!(archive.is_file(), "{} is missing: run `make image`", archive.display());
-    ok(script(&["load-image", archive.to_str().unwrap()], &dir), "load-image");
+    support::ok(script(&["load-image", archive.to_str().unwrap()], &dir), "load-image");
 
     // A Pod on the bridge: the operator's in-cluster client reaches the API server through the Service and is
     // authenticated as its ServiceAccount (403 from RBAC, so TLS to the Service IP verified), and a connection to
@@ -145,7 +137,7 @@ fn pods_reach_the_api_server_by_its_service_and_down_leaves_nothing_behind() {
         .replace("0.1.0", env!("CARGO_PKG_VERSION"));
     let file = dir.join("pod.json");
     std::fs::write(&file, pod).unwrap();
-    ok(kubectl(&dir, &["apply", "-f", file.to_str().unwrap()]), "creating the Pod");
+    support::ok(kubectl(&dir, &["apply", "-f", file.to_str().unwrap()]), "creating the Pod");
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let logs = kubectl(&dir, &["logs", "on-the-bridge"]);
@@ -160,16 +152,17 @@ fn pods_reach_the_api_server_by_its_service_and_down_leaves_nothing_behind() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let ip = ok(kubectl(&dir, &["get", "pod", "on-the-bridge", "-o", "jsonpath={.status.podIP}"]), "the Pod's IP");
+    let ip =
+        support::ok(kubectl(&dir, &["get", "pod", "on-the-bridge", "-o", "jsonpath={.status.podIP}"]), "the Pod's IP");
     assert!(ip.starts_with("10.244."), "a Pod on the node's bridge, not the host network: {ip}");
-    let rules = ok(Command::new("iptables-save").output().unwrap(), "iptables-save");
+    let rules = support::ok(Command::new("iptables-save").output().unwrap(), "iptables-save");
     assert!(
         rules.lines().any(|l| l.contains("-d 10.0.0.0/24") && l.contains("-j REJECT") && l.starts_with("-A OUTPUT")),
         "the rest of the Service range is refused on this machine:\n{rules}"
     );
 
     let down = script(&["down"], &dir);
-    ok(down, "down");
+    support::ok(down, "down");
     assert_eq!(processes_naming(&dir), Vec::<String>::new(), "no process of the node left");
     assert_eq!(mounts_under(&dir), Vec::<String>::new(), "no mount left");
     assert_eq!(cgroups_named("dcs-control-plane-"), Vec::<String>::new(), "no cgroup left");

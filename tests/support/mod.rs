@@ -269,6 +269,17 @@ pub async fn service_account_token_for(ns: &str, sa: &str, audience: Option<&str
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`; panics naming `what` otherwise.
+/// A command's standard output, or a panic naming `what` with everything it printed.
+pub fn ok(out: std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs the control plane's kubectl with `input` on its standard input.
 pub fn kubectl_stdin(args: &[&str], input: &str) -> std::process::Output {
     use std::io::Write;
