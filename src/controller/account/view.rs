@@ -271,9 +271,7 @@ impl View {
 
     /// The tasks a walk found under the ticket's name (or why it failed), once one answered it.
     pub fn named(&mut self, ticket: u64) -> Option<Result<Vec<RemoteTask>, DcsError>> {
-        if self.lookups.get(&ticket)?.answer.is_none() {
-            return None;
-        }
+        self.lookups.get(&ticket)?.answer.as_ref()?;
         self.lookups.remove(&ticket)?.answer
     }
 
