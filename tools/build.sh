@@ -95,20 +95,21 @@ ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm
 for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
 done
-log "downloading modules for helm $helm_version"
-(cd "$repo/tools/helm" && timed go mod download)
-log "compiling helm $helm_version (kube version 1.$helm_k8s_minor)"
-(cd "$repo/tools/helm" && timed nice -n 10 go build -mod=readonly -buildvcs=false -trimpath -ldflags "$ldflags" \
-  -o "$bin_dir/helm.tmp" helm.sh/helm/v3/cmd/helm)
-mv -f "$bin_dir/helm.tmp" "$bin_dir/helm"
+# One Go tool from its wrapper module under tools/: go_tool MODULE_DIR NAME PACKAGE LDFLAGS.
+go_tool() {
+  local module=$1 name=$2 package=$3 flags=$4
+  log "downloading modules for $name"
+  (cd "$repo/tools/$module" && timed go mod download)
+  log "compiling $name"
+  (cd "$repo/tools/$module" && timed nice -n 10 go build -mod=readonly -buildvcs=false -trimpath -ldflags "$flags" \
+    -o "$bin_dir/$name.tmp" "$package")
+  mv -f "$bin_dir/$name.tmp" "$bin_dir/$name"
+}
+log "helm $helm_version (kube version 1.$helm_k8s_minor)"
+go_tool helm helm helm.sh/helm/v3/cmd/helm "$ldflags"
 
 # promtool (no replace lines upstream: a wrapper module pins the version).
-log "downloading modules for promtool"
-(cd "$repo/tools/promtool" && timed go mod download)
-log "compiling promtool"
-(cd "$repo/tools/promtool" && timed nice -n 10 go build -mod=readonly -buildvcs=false -trimpath -ldflags "-s -w" \
-  -o "$bin_dir/promtool.tmp" github.com/prometheus/prometheus/cmd/promtool)
-mv -f "$bin_dir/promtool.tmp" "$bin_dir/promtool"
+go_tool promtool promtool github.com/prometheus/prometheus/cmd/promtool "-s -w"
 
 # etcd: the static binary shipped in the etcd-bin-vendored-linux-amd64 crate's source.
 log "locating etcd (crate etcd-bin-vendored-linux-amd64) with cargo metadata"
