@@ -84,6 +84,8 @@ macro_rules! immutable_once_created {
     validation = Rule::new("self.type != 'Online' || !has(self.backupImport)").message("spec.backupImport is only for type BackupImport").field_path(".backupImport"),
     validation = Rule::new("!has(self.switchover) || self.type == 'Online'").message("spec.switchover is only for type Online").field_path(".switchover"),
     validation = Rule::new("self.type == oldSelf.type").message("spec.type is immutable").field_path(".type"),
+    validation = Rule::new("!has(self.identity) || !has(self.credentialsSecretRef)").message("at most one of spec.credentialsSecretRef and spec.identity may be set").field_path(".identity"),
+    validation = Rule::new("!has(self.identity) || has(self.projectId)").message("spec.projectId is required with spec.identity (temporary credentials carry no project)").field_path(".projectId"),
 )]
 pub struct RedisMigrationSpec {
     /// Region of the DCS service, e.g. `cn-north-4` (Huawei Cloud) or `eu-de` (Open Telekom Cloud).
@@ -100,7 +102,7 @@ pub struct RedisMigrationSpec {
     pub endpoint: Option<String>,
 
     /// Project id (32 hex characters on Huawei Cloud). Default: the `projectId` key of the
-    /// credentials Secret, else the operator's `HUAWEICLOUD_SDK_PROJECT_ID`.
+    /// credentials Secret, else the operator's `HUAWEICLOUD_SDK_PROJECT_ID`. Required with `identity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 8, max = 64), regex(pattern = r"^[A-Za-z0-9-]+$"))]
     pub project_id: Option<String>,
@@ -110,6 +112,13 @@ pub struct RedisMigrationSpec {
     /// credentials (`HUAWEICLOUD_SDK_AK`/`_SK`), which exist only if the installer set them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretRef>,
+
+    /// Keyless credentials (instead of `credentialsSecretRef`): the operator requests a short-lived
+    /// token for a ServiceAccount of this namespace and exchanges it for temporary credentials, at
+    /// IAM (`idpId`: OIDC federation) or at STS (`providerUrn` + `agencyUrn`: assume an agency). No
+    /// key is stored anywhere; the cloud side decides which ServiceAccounts it trusts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentitySpec>,
 
     /// `BackupImport` (import backup files into a DCS instance) or `Online` (migrate from a
     /// running Redis). Immutable.
@@ -181,6 +190,42 @@ pub struct SecretRef {
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub name: String,
+}
+
+/// A ServiceAccount of the resource's namespace acting as a cloud identity.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.idpId) != has(self.providerUrn)").message("exactly one of identity.idpId (IAM federation) and identity.providerUrn with identity.agencyUrn (STS agency) must be set"))]
+#[x_kube(validation = Rule::new("has(self.providerUrn) == has(self.agencyUrn)").message("identity.providerUrn and identity.agencyUrn go together").field_path(".agencyUrn"))]
+pub struct IdentitySpec {
+    /// ServiceAccount in this namespace whose token (audience `dcs-migration-operator` unless the
+    /// operator is configured otherwise, 10 minutes) the cloud side trusts.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub service_account_name: String,
+    /// IAM identity provider id (OIDC federation): the token is exchanged at IAM for temporary
+    /// credentials of the user the provider maps it to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_.-]+$"))]
+    pub idp_id: Option<String>,
+    /// URN of the identity provider STS trusts, e.g. `iam::<account id>:identity-provider:<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^iam::[^\s]+$"))]
+    pub provider_urn: Option<String>,
+    /// URN of the agency to assume, e.g. `iam::<account id>:agency:<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^iam::[^\s]+$"))]
+    pub agency_urn: Option<String>,
+    /// IAM endpoint (with `idpId`). Default: `endpoint` when set, else the public IAM endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    #[x_kube(validation = Rule::new("isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() == 'localhost' || url(self).getHostname() == '::1' || url(self).getHostname().startsWith('127.'))))").message("identity.iamEndpoint must be an https:// URL (plain http:// only on loopback addresses)"))]
+    pub iam_endpoint: Option<String>,
+    /// STS endpoint (with `providerUrn`). Default: `endpoint` when set, else the region's public STS
+    /// endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    #[x_kube(validation = Rule::new("isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() == 'localhost' || url(self).getHostname() == '::1' || url(self).getHostname().startsWith('127.'))))").message("identity.stsEndpoint must be an https:// URL (plain http:// only on loopback addresses)"))]
+    pub sts_endpoint: Option<String>,
 }
 
 /// Reference to one key of a Secret in the resource's namespace.

@@ -17,7 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller (kubeconfig as kubectl finds it, in-cluster config in a pod).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Call the DCS migration-task API directly: check credentials and reachability, inspect
     /// or stop tasks. Credentials come from HUAWEICLOUD_SDK_AK / _SK / _SECURITY_TOKEN.
     Dcs {
@@ -33,7 +33,7 @@ pub enum Command {
 /// Runs the command line and returns the process exit code.
 pub async fn run(cli: Cli) -> std::process::ExitCode {
     match cli.command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Dcs { op } => dcs::run(op).await,
         Command::Crd => {
             print!("{}", crate::crd::crd_yaml());

@@ -1,7 +1,9 @@
 //! `dcs-migration-operator run`: the controller, with its flags (each also an env var).
 
+use crate::controller::identity::{DEFAULT_AUDIENCE, Identities};
 use crate::controller::{self, RunConfig, account, context, credentials};
-use crate::dcs::{Credentials, RateLimit, RetryPolicy};
+use crate::dcs::chain::{self, Chain, Source};
+use crate::dcs::{CredentialSource, RateLimit, RetryPolicy};
 use crate::leader::{self, Elector};
 use crate::metrics::Metrics;
 use crate::server::{self, Health};
@@ -44,6 +46,13 @@ pub struct DcsArgs {
     /// Allowed endpoint host patterns, comma-separated (`dcs.*.myhuaweicloud.com`); empty: any.
     #[arg(long, env = "ALLOWED_ENDPOINTS", default_value = "", value_delimiter = ',')]
     pub allowed_endpoints: Vec<String>,
+    /// Audience of the ServiceAccount tokens requested for `spec.identity` (what the cloud's identity
+    /// provider is configured to accept).
+    #[arg(long, env = "TOKEN_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    pub token_audience: String,
+    /// ECS metadata endpoint, the default credential chain's link for an agency on the node (`none`: skip it).
+    #[arg(long, env = "METADATA_ENDPOINT", default_value = chain::DEFAULT_METADATA_ENDPOINT)]
+    pub metadata_endpoint: String,
 }
 
 /// Which RedisMigrations this process owns.
@@ -118,14 +127,26 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 impl DcsArgs {
-    /// The operator's default credentials (from its environment) and the endpoint allow-list.
-    fn defaults(&self) -> credentials::Defaults {
-        credentials::Defaults {
-            credentials: Credentials::from_env(),
+    /// The operator's default credentials (from its environment, in the SDK's chain order: keys, or a
+    /// keyless identity resolved on first use) and the endpoint allow-list.
+    fn defaults(&self) -> Result<credentials::Defaults, String> {
+        let metadata = Some(self.metadata_endpoint.trim()).filter(|m| !m.is_empty() && *m != "none");
+        let sources = chain::sources(|name| std::env::var(name).ok(), metadata);
+        let credentials = match sources.first() {
+            None => None,
+            Some(Source::Environment(keys)) => Some(CredentialSource::Fixed(keys.clone())),
+            Some(_) => {
+                let chain =
+                    Chain::new(sources).map_err(|e| format!("cannot build the credential chain's client: {e}"))?;
+                Some(CredentialSource::Provided(Arc::new(chain)))
+            }
+        };
+        Ok(credentials::Defaults {
+            credentials,
             project_id: std::env::var(crate::dcs::credentials::ENV_PROJECT_ID).ok().and_then(|p| non_empty(&p)),
             allowed_endpoints: self.allowed_endpoints.iter().filter_map(|p| non_empty(p)).collect(),
             tenancy: Default::default(),
-        }
+        })
     }
 
     /// How each account calls and observes, at this timing.
@@ -150,6 +171,7 @@ impl TimingArgs {
             active_resync: Duration::from_secs(60),
             resync: self.resync.max(Duration::from_secs(600)),
             stalled_retry: Duration::from_secs(300),
+            identity_retry: Duration::from_secs(30),
             concurrency: self.max_concurrent_reconciles,
             progress_update_interval: self.progress_update_interval,
         }
@@ -200,6 +222,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
 /// What `run` sets up before it may lead.
 struct Started {
     client: kube::Client,
+    defaults: credentials::Defaults,
+    identities: Arc<Identities>,
     lease: Option<leader::Settings>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -214,6 +238,9 @@ async fn start(args: &RunArgs) -> Result<Started, String> {
         .await
         .map_err(|e| format!("cannot listen on {e}"))?;
     let client = kube_client().await.map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
+    let defaults = args.dcs.defaults()?;
+    let identities = Identities::new(client.clone(), args.dcs.token_audience.clone())
+        .map_err(|e| format!("cannot build the identity exchange's client: {e}"))?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(lease.is_some()));
     tracing::info!(listening = ?server::local_addrs(&listeners), "serving /metrics, /healthz and /readyz");
@@ -227,7 +254,7 @@ async fn start(args: &RunArgs) -> Result<Started, String> {
         tracing::warn!("second signal: exiting at once");
         std::process::exit(1);
     });
-    Ok(Started { client, lease, metrics, health, stopping })
+    Ok(Started { client, defaults, identities: Arc::new(identities), lease, metrics, health, stopping })
 }
 
 /// The Kubernetes client, as kubectl finds its config (in-cluster in a Pod), naming itself in the
@@ -241,7 +268,7 @@ async fn kube_client() -> Result<kube::Client, kube::Error> {
 
 /// Waits for the Lease (when asked), runs the controller, drains and lets go.
 async fn serve(args: RunArgs, started: Started) -> ExitCode {
-    let Started { client, lease, metrics, health, stopping } = started;
+    let Started { client, defaults, identities, lease, metrics, health, stopping } = started;
     let mut leadership = None;
     if let Some(settings) = lease {
         match Leadership::acquire(client.clone(), settings, &health, stopping.clone()).await {
@@ -254,7 +281,8 @@ async fn serve(args: RunArgs, started: Started) -> ExitCode {
     let config = RunConfig {
         watch_namespace: non_empty(&args.scope.watch_namespace),
         label_selector: non_empty(&args.scope.label_selector),
-        defaults: args.dcs.defaults(),
+        defaults,
+        identities,
         accounts: args.dcs.accounts(&args.timing),
         settings: args.timing.settings(),
         metrics: metrics.clone(),

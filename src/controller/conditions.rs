@@ -179,6 +179,7 @@ impl Problem {
             ErrorClass::Authentication => Self::CredentialsRejected(message),
             ErrorClass::Permission => Self::PermissionDenied(message),
             ErrorClass::NotFound | ErrorClass::BadRequest => Self::InvalidSpec(message),
+            ErrorClass::NoCredentials => Self::CredentialsMissing(message),
         }
     }
 
@@ -186,10 +187,10 @@ impl Problem {
     /// of migration and every step that reads a Secret.
     pub fn from_credentials(e: &CredentialError) -> Self {
         match e {
-            CredentialError::Unreadable { .. } => Self::Transient(e.to_string()),
-            CredentialError::InvalidEndpoint(_) | CredentialError::EndpointNotAllowed { .. } => {
-                Self::InvalidSpec(e.to_string())
-            }
+            _ if e.is_transient() => Self::Transient(e.to_string()),
+            CredentialError::InvalidEndpoint(_)
+            | CredentialError::EndpointNotAllowed { .. }
+            | CredentialError::InvalidIdentityEndpoint(_) => Self::InvalidSpec(e.to_string()),
             _ => Self::CredentialsMissing(e.to_string()),
         }
     }

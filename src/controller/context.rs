@@ -4,12 +4,13 @@
 use super::account::Accounts;
 use super::credentials::Defaults;
 use super::events::Events;
+use super::identity::Identities;
 use super::secrets::Guard;
 use crate::crd::RedisMigration;
 use kube::runtime::reflector::ObjectRef;
 use rand::Rng;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Timings of the reconcile loop.
@@ -26,6 +27,9 @@ pub struct Settings {
     pub resync: Duration,
     /// Retry of a Stalled resource (a Secret or spec change wakes it sooner).
     pub stalled_retry: Duration,
+    /// Retry of a resource whose keyless identity was refused (no event in the cluster tells when the
+    /// cloud side trusts it again).
+    pub identity_retry: Duration,
     /// Reconciles running at once (`--max-concurrent-reconciles`); the rest wait their turn.
     pub concurrency: u16,
     /// Progress counters are written at most this often while the phase holds
@@ -38,6 +42,7 @@ pub struct Context {
     pub client: kube::Client,
     pub accounts: Accounts,
     pub defaults: Defaults,
+    pub identities: Arc<Identities>,
     pub events: Events,
     pub settings: Settings,
     /// The in-use finalizer on referenced Secrets.
@@ -52,6 +57,7 @@ impl Context {
         client: kube::Client,
         accounts: Accounts,
         defaults: Defaults,
+        identities: Arc<Identities>,
         events: Events,
         settings: Settings,
         guard: Guard,
@@ -60,6 +66,7 @@ impl Context {
             client,
             accounts,
             defaults,
+            identities,
             events,
             settings,
             guard,

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod decision;
 pub mod deletion;
 pub mod events;
+pub mod identity;
 pub mod names;
 pub mod naming;
 pub mod observed;
@@ -46,6 +47,8 @@ pub struct RunConfig {
     /// Only resources matching this label selector (shards).
     pub label_selector: Option<String>,
     pub defaults: credentials::Defaults,
+    /// The keyless identities of `spec.identity`.
+    pub identities: Arc<identity::Identities>,
     pub accounts: account::Settings,
     pub settings: Settings,
     /// Reconciles, DCS calls, resources by phase and queue depth are reported here.
@@ -66,6 +69,7 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         client.clone(),
         account::Accounts::new(config.accounts, triggers).with_observer(config.metrics.clone()),
         config.defaults,
+        config.identities,
         events,
         config.settings,
         secrets::Guard::new(sweeps.clone()),

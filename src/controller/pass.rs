@@ -245,11 +245,26 @@ impl<'c> Pass<'c> {
         }
     }
 
+    /// When to look again at a resource held by `problem`: a Secret or spec change wakes it at once, but
+    /// nothing in the cluster tells when a cloud-side trust (`spec.identity`) is granted or restored, so
+    /// a refused identity is tried again after `identity_retry`.
+    pub fn retry_after(&self, problem: &Problem) -> Duration {
+        let settings = &self.ctx.settings;
+        match problem {
+            Problem::CredentialsMissing(_) | Problem::CredentialsRejected(_) if self.rm.spec.identity.is_some() => {
+                settings.identity_retry.min(settings.stalled_retry)
+            }
+            _ => settings.stalled_retry,
+        }
+    }
+
     /// Resolves the account of this resource.
     pub async fn account(&self) -> Result<(AccountAccess, Arc<Account>), Problem> {
-        let access = credentials::resolve(&self.rm.spec, &self.namespace, &self.secrets, &self.ctx.defaults)
-            .await
-            .map_err(|e| Problem::from_credentials(&e))?;
+        let ctx = self.ctx;
+        let access =
+            credentials::resolve(&self.rm.spec, &self.namespace, &self.secrets, &ctx.defaults, &ctx.identities)
+                .await
+                .map_err(|e| Problem::from_credentials(&e))?;
         let account = self.ctx.accounts.get(&access).map_err(|e| Problem::InvalidSpec(e.to_string()))?;
         Ok((access, account))
     }

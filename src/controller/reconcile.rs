@@ -381,10 +381,11 @@ async fn paused(mut pass: Pass<'_>, handled: Option<&str>) -> Result<Action, Err
 async fn stalled(mut pass: Pass<'_>, problem: Problem, handled: Option<&str>) -> Result<Action, Error> {
     pass.warn(problem.reason().as_str(), "Reconcile", &problem).await;
     pass.report(Report { problem: Some(&problem), handled, ..Default::default() }).await?;
+    let retry = pass.retry_after(&problem);
     if let Problem::Transient(message) = problem {
         return Err(Error::Transient(message));
     }
-    Ok(Action::requeue(pass.ctx.settings.stalled_retry))
+    Ok(Action::requeue(retry))
 }
 
 /// True when the resource's task had ended, status describes this generation, and nothing is
@@ -404,8 +405,8 @@ fn ended_and_settled(pass: &Pass<'_>, handled: Option<&str>) -> bool {
 /// so this is a safety net (or the time until the progress deadline).
 fn next_requeue(pass: &Pass<'_>, problem: Option<&Problem>) -> Duration {
     let settings = &pass.ctx.settings;
-    if problem.is_some() {
-        return settings.stalled_retry;
+    if let Some(problem) = problem {
+        return pass.retry_after(problem);
     }
     match pass.written.phase {
         // Spread over +20 % so that resources that ended together do not resync together.

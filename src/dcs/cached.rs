@@ -38,10 +38,14 @@ impl CachedCredentials {
         Ok(fresh)
     }
 
-    /// Forgets the cached credentials (after the service refused them: revoked or expired early), so that
-    /// the next [`CachedCredentials::get`] fetches.
-    pub async fn invalidate(&self) {
-        *self.current.lock().await = None;
+    /// Forgets the cached credentials if their access key is `access_key` (the service refused them:
+    /// revoked or expired early), so that the next [`CachedCredentials::get`] fetches. A refusal of
+    /// credentials already replaced changes nothing.
+    pub async fn invalidate_if(&self, access_key: &str) {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|c| c.credentials.access_key() == access_key) {
+            *current = None;
+        }
     }
 }
 
@@ -90,13 +94,13 @@ mod tests {
                 refreshed_at.push(got.expires_at);
             }
         }
-        // A 20-s credential is refreshed 4 s before expiry: at 0, 16, 32, 48, 64, 80.
-        assert_eq!(fetches.load(Ordering::SeqCst), 6);
-        assert_eq!(refreshed_at.len(), 6);
+        // A 20-s credential is refreshed 2 s before expiry: at 0, 18, 36, 54, 72 (4.5 lifetimes, 5 fetches).
+        assert_eq!(fetches.load(Ordering::SeqCst), 5);
+        assert_eq!(refreshed_at.len(), 5);
     }
 
     #[tokio::test]
-    async fn a_failed_fetch_caches_nothing_and_invalidate_forces_a_fetch() {
+    async fn a_failed_fetch_caches_nothing_and_a_refusal_of_the_current_key_forces_a_fetch() {
         let cache = CachedCredentials::new();
         let refused: Result<TemporaryCredentials, &str> = cache.get(at(0), || async { Err("refused") }).await;
         assert_eq!(refused.unwrap_err(), "refused");
@@ -104,8 +108,11 @@ mod tests {
         fetch_counted(&cache, &fetches, 1).await.unwrap();
         fetch_counted(&cache, &fetches, 2).await.unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
-        cache.invalidate().await;
+        cache.invalidate_if("AK0").await;
         fetch_counted(&cache, &fetches, 3).await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "a refusal of other credentials changes nothing");
+        cache.invalidate_if("AK1").await;
+        fetch_counted(&cache, &fetches, 4).await.unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 }

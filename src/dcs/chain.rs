@@ -5,13 +5,18 @@
 //! link failed. Id tokens are read from their files at each attempt (projected tokens rotate).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use thiserror::Error;
 
+use super::cached::CachedCredentials;
 use super::credentials::{Credentials, ENV_ACCESS_KEY, ENV_SECRET_KEY, ENV_SECURITY_TOKEN};
 use super::keyless::{self, AgencyRequest, ExchangeError};
+use super::source::Provide;
 use super::temporary::TemporaryCredentials;
 
 pub const ENV_OIDC_PROVIDER_URN: &str = "HUAWEICLOUD_OIDC_PROVIDER_URN";
@@ -117,9 +122,9 @@ fn describe(failures: &[(&'static str, LinkError)]) -> String {
     failures.iter().map(|(link, e)| format!("{link}: {e}")).collect::<Vec<_>>().join("; ")
 }
 
-/// The sources `var` (an environment lookup) configures, in the SDK's order. ECS metadata is always a
-/// candidate, at `metadata_endpoint`.
-pub fn sources(var: impl Fn(&str) -> Option<String>, metadata_endpoint: &str) -> Vec<Source> {
+/// The sources `var` (an environment lookup) configures, in the SDK's order. ECS metadata is a candidate
+/// at `metadata_endpoint` (the SDK always tries it; `None` leaves it out).
+pub fn sources(var: impl Fn(&str) -> Option<String>, metadata_endpoint: Option<&str>) -> Vec<Source> {
     let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     let mut found = Vec::new();
     let token = var(ENV_OIDC_ID_TOKEN)
@@ -152,7 +157,9 @@ pub fn sources(var: impl Fn(&str) -> Option<String>, metadata_endpoint: &str) ->
             None => credentials,
         }));
     }
-    found.push(Source::Metadata { endpoint: metadata_endpoint.to_owned() });
+    if let Some(endpoint) = metadata_endpoint {
+        found.push(Source::Metadata { endpoint: endpoint.to_owned() });
+    }
     if let (Some(uri), Some(token_file)) = (var(ENV_POD_IDENTITY_URI), var(ENV_POD_IDENTITY_TOKEN_FILE)) {
         found.push(Source::PodIdentity { uri, token_file: token_file.into() });
     }
@@ -204,6 +211,61 @@ pub async fn resolve<'a>(http: &reqwest::Client, sources: &'a [Source]) -> Resul
     Err(ChainError(failures))
 }
 
+/// How long a chain that gave nothing is not tried again (a cluster with no keyless identity is not
+/// probed on every reconcile).
+const FAILURE_MEMORY: Duration = Duration::from_secs(30);
+
+/// The chain as the operator's default credentials, resolved lazily: the first request tries the links in
+/// order; what they give is cached and, when temporary, obtained again from the chain before it expires.
+pub struct Chain {
+    http: reqwest::Client,
+    sources: Vec<Source>,
+    cache: CachedCredentials,
+    failed: Mutex<Option<(Instant, String)>>,
+}
+
+impl Chain {
+    pub fn new(sources: Vec<Source>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self { http, sources, cache: CachedCredentials::new(), failed: Mutex::new(None) })
+    }
+
+    async fn fetch(&self) -> Result<TemporaryCredentials, String> {
+        let remembered = self.failed.lock().expect("chain lock").clone();
+        if let Some((_, why)) = remembered.filter(|(at, _)| at.elapsed() < FAILURE_MEMORY) {
+            return Err(why);
+        }
+        match resolve(&self.http, &self.sources).await {
+            Ok((source, obtained)) => {
+                tracing::info!(link = source.name(), "default credentials obtained from the chain");
+                Ok(match obtained {
+                    Obtained::Temporary(temporary) => temporary,
+                    Obtained::Permanent(credentials) => TemporaryCredentials::lasting(credentials),
+                })
+            }
+            Err(e) => {
+                let why = e.to_string();
+                *self.failed.lock().expect("chain lock") = Some((Instant::now(), why.clone()));
+                Err(why)
+            }
+        }
+    }
+}
+
+impl Provide for Chain {
+    fn credentials(&self) -> BoxFuture<'_, Result<Credentials, String>> {
+        Box::pin(async move { self.cache.get(Timestamp::now(), || self.fetch()).await.map(|t| t.credentials) })
+    }
+
+    fn refused<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(self.cache.invalidate_if(access_key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +296,7 @@ mod tests {
             (ENV_POD_IDENTITY_URI, "http://pod"),
             (ENV_POD_IDENTITY_TOKEN_FILE, "/p"),
         ]);
-        let found = sources(all, "http://meta");
+        let found = sources(all, Some("http://meta"));
         assert_eq!(
             names(&found),
             ["OIDC → STS", "IdP id + token file (IAM federation)", "ECS metadata", "CCE pod identity"]
@@ -247,9 +309,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let keys_only = env(&[(ENV_ACCESS_KEY, "AK"), (ENV_SECRET_KEY, "SK"), (ENV_OIDC_PROVIDER_URN, "urn:p")]);
-        assert_eq!(names(&sources(keys_only, "http://meta")), ["environment AK/SK", "ECS metadata"]);
+        assert_eq!(names(&sources(keys_only, Some("http://meta"))), ["environment AK/SK", "ECS metadata"]);
         let blank = env(&[(ENV_ACCESS_KEY, " "), (ENV_SECRET_KEY, "SK")]);
-        assert_eq!(names(&sources(blank, "http://meta")), ["ECS metadata"]);
+        assert_eq!(names(&sources(blank, Some("http://meta"))), ["ECS metadata"]);
     }
 
     #[test]
@@ -262,7 +324,7 @@ mod tests {
                 (ENV_ACCESS_KEY, "AKVALUE"),
                 (ENV_SECRET_KEY, "SKVALUE"),
             ]),
-            "http://meta",
+            Some("http://meta"),
         );
         let shown = format!("{found:?}");
         for secret in ["eyJINLINETOKEN", "AKVALUE", "SKVALUE"] {
@@ -295,17 +357,17 @@ mod tests {
             (ENV_STS_ENDPOINT, &url),
         ]);
         let http = reqwest::Client::new();
-        let found = sources(&oidc, &url);
+        let found = sources(&oidc, Some(&url));
         let (source, obtained) = resolve(&http, &found).await.unwrap();
         assert_eq!(source.name(), "ECS metadata");
         assert!(matches!(obtained, Obtained::Temporary(_)));
 
         let missing_file = env(&[(ENV_IDP_ID, "idp"), (ENV_ID_TOKEN_FILE, "/nonexistent/token")]);
-        let found = sources(missing_file, "http://127.0.0.1:9");
+        let found = sources(missing_file, Some("http://127.0.0.1:9"));
         let error = resolve(&http, &found).await.unwrap_err().to_string();
         assert!(error.contains("IAM federation") && error.contains("/nonexistent/token"), "{error}");
         assert!(error.contains("ECS metadata: ECS metadata: request failed"), "{error}");
-        let refused = resolve(&http, &sources(&oidc, "http://127.0.0.1:9")).await.unwrap_err().to_string();
+        let refused = resolve(&http, &sources(&oidc, Some("http://127.0.0.1:9"))).await.unwrap_err().to_string();
         assert!(refused.contains("STS assume-with-oidc: refused with HTTP 403"), "{refused}");
         assert!(!refused.contains(&token), "{refused}");
     }

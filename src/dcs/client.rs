@@ -9,11 +9,12 @@
 
 use super::credentials::Credentials;
 use super::endpoint::Endpoint;
-use super::error::{DcsError, parse_error_body};
+use super::error::{DcsError, ErrorClass, classify, parse_error_body};
 use super::model::*;
 use super::operation::Operation;
 use super::scrub::{Scrubber, passwords_in};
 use super::signer::{self, SignableRequest};
+use super::source::CredentialSource;
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Method;
@@ -72,7 +73,7 @@ impl Default for RetryPolicy {
 pub struct ClientConfig {
     pub endpoint: Endpoint,
     pub project_id: String,
-    pub credentials: Credentials,
+    pub credentials: CredentialSource,
     pub rate_limit: RateLimit,
     pub retry: RetryPolicy,
     /// Timeout of one HTTP exchange (connect to last byte).
@@ -82,11 +83,11 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A configuration with default limits, timeouts and retries.
-    pub fn new(endpoint: Endpoint, project_id: impl Into<String>, credentials: Credentials) -> Self {
+    pub fn new(endpoint: Endpoint, project_id: impl Into<String>, credentials: impl Into<CredentialSource>) -> Self {
         Self {
             endpoint,
             project_id: project_id.into(),
-            credentials,
+            credentials: credentials.into(),
             rate_limit: RateLimit::default(),
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
@@ -361,29 +362,32 @@ impl DcsClient {
         self.send(call).await
     }
 
+    /// True when this client's credentials change over time (a refused one is replaced, not retried).
+    pub fn rotates_credentials(&self) -> bool {
+        self.inner.config.credentials.rotates()
+    }
+
     // ------------------------------------------------------------ transport
 
     /// Sends a call with the retry policy and decodes its answer.
     async fn send<T: DeserializeOwned>(&self, call: Call) -> Result<T, DcsError> {
-        let scrubber = self.scrubber(&call);
-        let (status, body) = self.send_with_retries(&call, &scrubber).await?;
+        let scrubber = self.scrubber(&call, self.inner.config.credentials.fixed());
+        let (status, body) = self.send_with_retries(&call).await?;
         decode(call.operation, status, &body, &scrubber)
     }
 
     /// Sends a call whose 2xx answer means "accepted" whatever its body (`dcs-api.md` §12.2).
     async fn send_accepted(&self, call: Call) -> Result<(), DcsError> {
-        let scrubber = self.scrubber(&call);
-        self.send_with_retries(&call, &scrubber).await.map(drop)
+        self.send_with_retries(&call).await.map(drop)
     }
 
-    /// Every secret `call` carries: its passwords, the access key, the secret key, the token.
-    fn scrubber(&self, call: &Call) -> Scrubber {
-        let credentials = &self.inner.config.credentials;
-        let keys = [credentials.access_key(), credentials.secret_key(), credentials.security_token().unwrap_or("")];
-        Scrubber::new(call.passwords.iter().map(String::as_str).chain(keys))
+    /// Every secret `call` carries: its passwords and, when known, the access key, the secret key, the token.
+    fn scrubber(&self, call: &Call, credentials: Option<&Credentials>) -> Scrubber {
+        let keys = credentials.map(|c| [c.access_key(), c.secret_key(), c.security_token().unwrap_or("")]);
+        Scrubber::new(call.passwords.iter().map(String::as_str).chain(keys.into_iter().flatten()))
     }
 
-    async fn send_with_retries(&self, call: &Call, scrubber: &Scrubber) -> Result<(u16, Vec<u8>), DcsError> {
+    async fn send_with_retries(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
         let policy = self.inner.config.retry;
         let backoff = ExponentialBuilder::default()
             .with_min_delay(policy.min_delay)
@@ -392,7 +396,7 @@ impl DcsClient {
             .with_total_delay(Some(policy.total_delay))
             .with_jitter();
         let operation = call.operation;
-        (|| self.attempt(call, scrubber))
+        (|| self.attempt(call))
             .retry(backoff)
             .when(|e: &DcsError| e.is_transient() && (operation.is_idempotent() || e.certainly_not_applied()))
             .notify(|e: &DcsError, delay: Duration| {
@@ -405,8 +409,8 @@ impl DcsClient {
     }
 
     /// One signed HTTP exchange, after waiting for the rate limiter, reported to the observer.
-    async fn attempt(&self, call: &Call, scrubber: &Scrubber) -> Result<(u16, Vec<u8>), DcsError> {
-        let result = self.exchange(call, scrubber).await;
+    async fn attempt(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
+        let result = self.exchange(call).await;
         if let Some(observer) = &self.inner.observer {
             let code = match &result {
                 Ok((status, _)) => status.to_string(),
@@ -417,10 +421,13 @@ impl DcsClient {
         result
     }
 
-    async fn exchange(&self, call: &Call, scrubber: &Scrubber) -> Result<(u16, Vec<u8>), DcsError> {
+    /// One attempt, signed with the credentials current when it is sent; a 401 tells their provider.
+    async fn exchange(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
         let config = &self.inner.config;
         self.inner.limiter.until_ready().await;
         let operation = call.operation;
+        let credentials = config.credentials.current().await.map_err(|message| DcsError::NoCredentials { message })?;
+        let scrubber = &self.scrubber(call, Some(&credentials));
         let path = format!("{}/v2/{}{}", config.endpoint.path_prefix(), segment(&config.project_id), call.path);
         let query = signer::canonical_query(&call.query);
         let content_type = if call.body.is_some() { "application/json;charset=utf-8" } else { "application/json" };
@@ -431,15 +438,15 @@ impl DcsClient {
             (signer::DATE_HEADER.to_owned(), signer::format_sdk_date(jiff::Timestamp::now())),
             ("Host".to_owned(), config.endpoint.host_header()),
         ];
-        if let Some(token) = config.credentials.security_token() {
+        if let Some(token) = credentials.security_token() {
             headers.push((signer::SECURITY_TOKEN_HEADER.to_owned(), token.to_owned()));
         }
         let body = call.body.as_deref().unwrap_or_default();
         let signature = signer::sign(
             &SignableRequest { method: call.method.as_str(), path: &path, query: &call.query, headers: &headers, body },
-            config.credentials.secret_key(),
+            credentials.secret_key(),
         );
-        headers.push(("Authorization".to_owned(), signature.authorization(config.credentials.access_key())));
+        headers.push(("Authorization".to_owned(), signature.authorization(credentials.access_key())));
 
         let origin = config.endpoint.origin();
         let url = if query.is_empty() { format!("{origin}{path}") } else { format!("{origin}{path}?{query}") };
@@ -472,10 +479,13 @@ impl DcsClient {
                 detail: format!("the answer exceeds {limit} bytes"),
             })?;
         if success {
-            Ok((status, bytes))
-        } else {
-            Err(DcsError::Api { operation, error: parse_error_body(status, &bytes, request_id.as_deref(), scrubber) })
+            return Ok((status, bytes));
         }
+        let error = parse_error_body(status, &bytes, request_id.as_deref(), scrubber);
+        if classify(status, &error.code) == ErrorClass::Authentication {
+            config.credentials.refused(&credentials).await;
+        }
+        Err(DcsError::Api { operation, error })
     }
 }
 

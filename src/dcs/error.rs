@@ -26,6 +26,8 @@ pub enum ErrorClass {
     Network,
     /// An answer came but could not be understood.
     Decode,
+    /// Not sent: no credentials could be had (a keyless identity's exchange was refused or failed).
+    NoCredentials,
 }
 
 impl ErrorClass {
@@ -40,6 +42,7 @@ impl ErrorClass {
             Self::Server => "server",
             Self::Network => "network",
             Self::Decode => "decode",
+            Self::NoCredentials => "no_credentials",
         }
     }
 }
@@ -82,6 +85,9 @@ pub enum DcsError {
     /// The request could not be built (bad endpoint, bad argument).
     #[error("invalid DCS request: {0}")]
     InvalidRequest(String),
+    /// Not sent: the client's credential provider has none (its exchange was refused or failed).
+    #[error("not sent: no credentials: {message}")]
+    NoCredentials { message: String },
 }
 
 fn request_id_suffix(id: Option<&str>) -> String {
@@ -99,6 +105,7 @@ impl DcsError {
             Self::TooManyTasks { .. } => ErrorClass::Server,
             Self::Decode { .. } => ErrorClass::Decode,
             Self::InvalidRequest(_) => ErrorClass::BadRequest,
+            Self::NoCredentials { .. } => ErrorClass::NoCredentials,
         }
     }
 
@@ -139,7 +146,7 @@ impl DcsError {
     pub fn certainly_not_applied(&self) -> bool {
         match self {
             Self::Network { sent, .. } => !sent,
-            Self::Busy { .. } => true,
+            Self::Busy { .. } | Self::NoCredentials { .. } => true,
             Self::Api { error, .. } => {
                 matches!(classify(error.status, &error.code), ErrorClass::Throttled | ErrorClass::Authentication)
             }

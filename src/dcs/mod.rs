@@ -13,6 +13,7 @@ pub mod model;
 pub mod operation;
 pub mod scrub;
 pub mod signer;
+pub mod source;
 pub mod temporary;
 
 pub use cached::CachedCredentials;
@@ -21,4 +22,5 @@ pub use credentials::Credentials;
 pub use endpoint::Endpoint;
 pub use error::{ApiError, DcsError, ErrorClass};
 pub use operation::Operation;
+pub use source::{CredentialSource, Provide};
 pub use temporary::{TemporaryCredentialError, TemporaryCredentials};

@@ -34,6 +34,11 @@ pub struct TemporaryCredentials {
 }
 
 impl TemporaryCredentials {
+    /// Permanent keys that a link of a chain gave (the environment's AK/SK): never due for refresh.
+    pub fn lasting(credentials: Credentials) -> Self {
+        Self { credentials, expires_at: Timestamp::MAX, lifetime: Duration::MAX }
+    }
+
     /// When to get new ones: [`refresh_margin`] of the lifetime before expiry.
     pub fn refresh_at(&self) -> Timestamp {
         let margin = SignedDuration::try_from(refresh_margin(self.lifetime)).unwrap_or(SignedDuration::ZERO);
@@ -46,10 +51,12 @@ impl TemporaryCredentials {
     }
 }
 
-/// How long before expiry a credential living `lifetime` is refreshed: a fifth of its lifetime, at most
-/// [`MAX_REFRESH_MARGIN`] (a 60-s credential refreshes 12 s early, a 1-h one 5 min early).
+/// How long before expiry a credential living `lifetime` is refreshed: a tenth of its lifetime, at most
+/// [`MAX_REFRESH_MARGIN`] (a 20-s credential refreshes 2 s early, so at most once per lifetime; a 60-s one
+/// 6 s early, a 1-h one 5 min early). Credentials are taken after the rate limiter's wait, right before
+/// signing, so the margin only has to cover one exchange and the clocks' skew.
 pub fn refresh_margin(lifetime: Duration) -> Duration {
-    (lifetime / 5).min(MAX_REFRESH_MARGIN)
+    (lifetime / 10).min(MAX_REFRESH_MARGIN)
 }
 
 fn first<'a>(object: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
@@ -144,20 +151,20 @@ mod tests {
 
     #[test]
     fn the_refresh_margin_scales_with_the_lifetime_and_is_capped() {
-        assert_eq!(refresh_margin(Duration::from_secs(60)), Duration::from_secs(12));
-        assert_eq!(refresh_margin(Duration::from_secs(20)), Duration::from_secs(4));
+        assert_eq!(refresh_margin(Duration::from_secs(60)), Duration::from_secs(6));
+        assert_eq!(refresh_margin(Duration::from_secs(20)), Duration::from_secs(2));
         assert_eq!(refresh_margin(Duration::from_secs(3600)), MAX_REFRESH_MARGIN);
         assert_eq!(refresh_margin(Duration::from_secs(6 * 3600)), MAX_REFRESH_MARGIN);
         assert_eq!(refresh_margin(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
-    fn a_sixty_second_credential_is_used_for_forty_eight_seconds_then_refreshed() {
+    fn a_sixty_second_credential_is_used_for_fifty_four_seconds_then_refreshed() {
         let body = json!({"credential": {"access": "A", "secret": "S", "securitytoken": "T",
             "expires_at": "1970-01-01T00:01:00Z"}});
         let parsed = parse(body.to_string().as_bytes(), at(0)).unwrap();
-        assert_eq!(parsed.refresh_at(), at(48));
-        assert!(!parsed.refresh_due(at(47)));
-        assert!(parsed.refresh_due(at(48)));
+        assert_eq!(parsed.refresh_at(), at(54));
+        assert!(!parsed.refresh_due(at(53)));
+        assert!(parsed.refresh_due(at(54)));
     }
 }

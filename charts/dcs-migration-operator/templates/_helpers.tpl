@@ -73,4 +73,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "patch"]
+# spec.identity: a token for the named ServiceAccount (TokenRequest), bound to the operator's audience and valid
+# 10 minutes, exchanged at once at IAM/STS. The admission policy admits spec.identity only from users who may
+# create that token themselves (docs/operations.md, "Credentials without keys").
+- apiGroups: [""]
+  resources: ["serviceaccounts/token"]
+  verbs: ["create"]
 {{- end }}

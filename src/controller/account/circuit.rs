@@ -43,7 +43,12 @@ impl Circuit {
             return Err(error);
         }
         let result = f(client.clone()).await;
-        self.record(result.as_ref().err(), Instant::now());
+        // Refused temporary credentials are not retried: the client's provider gets fresh ones.
+        let error = result
+            .as_ref()
+            .err()
+            .filter(|e| !(client.rotates_credentials() && e.class() == ErrorClass::Authentication));
+        self.record(error, Instant::now());
         result
     }
 

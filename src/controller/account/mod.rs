@@ -42,20 +42,19 @@ pub struct Settings {
 }
 
 /// Identifies an account without keeping its keys in the clear: a digest of endpoint, project
-/// and credentials. A rotated Secret is a new account (and a fresh circuit).
+/// and credentials. A rotated Secret is a new account (and a fresh circuit); credentials that change over
+/// time (a keyless identity) are one account per principal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct AccountKey([u8; 32]);
 
 impl AccountKey {
     fn of(access: &AccountAccess) -> Self {
         let mut h = Sha256::new();
-        for part in [
-            access.endpoint.as_str(),
-            &access.project_id,
-            access.credentials.access_key(),
-            access.credentials.secret_key(),
-            access.credentials.security_token().unwrap_or(""),
-        ] {
+        let who = match (access.credentials.fixed(), &access.principal) {
+            (Some(keys), _) => [keys.access_key(), keys.secret_key(), keys.security_token().unwrap_or("")],
+            (None, principal) => ["principal", principal.as_deref().unwrap_or(""), ""],
+        };
+        for part in [access.endpoint.as_str(), &access.project_id].into_iter().chain(who) {
             h.update(part.as_bytes());
             h.update([0]);
         }
