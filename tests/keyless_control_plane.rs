@@ -10,30 +10,21 @@ use std::time::Duration;
 use dcs_migration_operator::dcs::keyless::{self, AgencyRequest, ExchangeError, Link};
 use dcs_migration_operator::dcs::model::ListQuery;
 use dcs_migration_operator::dcs::{ClientConfig, DcsClient, Endpoint, TemporaryCredentials};
-use dcs_migration_operator::simulator::{self, IdentityConfig, Jwks, OidcIssuer, RunningSimulator, Trust};
-use serde_json::Value;
+use dcs_migration_operator::simulator::{self, IdentityConfig, RunningSimulator, Trust};
 
 const AUDIENCE: &str = "dcs-migration-operator";
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const IDP: &str = "k8s-test";
 const AGENCY: &str = "iam::0123456789:agency:dcs-migrator";
 
-async fn api_get(path: &str) -> String {
-    let request = hyper::Request::get(path).body(Vec::new()).unwrap();
-    support::admin_client().await.request_text(request).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
-}
-
 /// A simulator that trusts the API server's issuer: every ServiceAccount of `ns` through the IdP, and
 /// `ns/migrator` through the agency.
 async fn simulator_trusting(ns: &str) -> RunningSimulator {
-    let discovery: Value = serde_json::from_str(&api_get("/.well-known/openid-configuration").await).unwrap();
-    let issuer = discovery["issuer"].as_str().expect("the discovery document names its issuer").to_owned();
-    let jwks = Jwks::parse(api_get("/openid/v1/jwks").await.as_bytes()).expect("the API server's JWKS parses");
     let mut trust = Trust::default();
     trust.add_idp(IDP.into(), format!("system:serviceaccount:{ns}:*"));
     trust.add_agency(AGENCY.into(), format!("system:serviceaccount:{ns}:migrator"));
     let identity = IdentityConfig {
-        oidc: Some(OidcIssuer { issuer, audience: AUDIENCE.into(), jwks }),
+        oidc: Some(support::service_account_issuer(AUDIENCE).await),
         trust,
         ..IdentityConfig::default()
     };

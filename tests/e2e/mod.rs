@@ -67,6 +67,19 @@ impl Env {
         phase: Duration,
         tune: impl FnOnce(simulator::Config) -> simulator::Config,
     ) -> Self {
+        let mut env = Self::without_keys(hint, phase, tune).await;
+        let secret_key = env.secret_key.clone();
+        env.put_secret("dcs-credentials", &[("accessKey", AK), ("secretKey", &secret_key), ("projectId", PROJECT)])
+            .await;
+        env
+    }
+
+    /// Like `with_simulator`, with no credentials Secret: the namespace holds no access key (keyless tests).
+    pub async fn without_keys(
+        hint: &str,
+        phase: Duration,
+        tune: impl FnOnce(simulator::Config) -> simulator::Config,
+    ) -> Self {
         install_crd();
         let ns = support::fresh_namespace(hint).await;
         let secret_key = secret_value("SK");
@@ -80,8 +93,6 @@ impl Env {
             http: reqwest::Client::new(),
             phase,
         };
-        env.put_secret("dcs-credentials", &[("accessKey", AK), ("secretKey", &secret_key), ("projectId", PROJECT)])
-            .await;
         let (source, target) = (secret_value("SourcePw"), secret_value("TargetPw"));
         env.put_secret("redis-passwords", &[("source", &source), ("target", &target)]).await;
         env.secrets.extend([source, target]);
@@ -426,16 +437,17 @@ pub fn free_port() -> u16 {
 fn spawn_with_kubeconfig(ns: &str, log: &Path, args: &[&str], vars: &[(&str, &str)], kubeconfig: &Path) -> Child {
     let file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("operator log file");
     // Many operators run at once: unless a test picks them, the metrics and probe listeners take
-    // any free port instead of the fixed defaults.
-    let mut listeners = Vec::new();
-    for flag in ["--metrics-addr", "--probe-addr"] {
+    // any free port instead of the fixed defaults, and the operator watches the test's namespace only.
+    let mut defaults = Vec::new();
+    for (flag, value) in [("--metrics-addr", "127.0.0.1:0"), ("--probe-addr", "127.0.0.1:0"), ("--watch-namespace", ns)]
+    {
         if !args.iter().any(|a| *a == flag || a.starts_with(&format!("{flag}="))) {
-            listeners.extend([flag, "127.0.0.1:0"]);
+            defaults.extend([flag, value]);
         }
     }
     Command::new(env!("CARGO_BIN_EXE_dcs-migration-operator"))
-        .args(["run", "--watch-namespace", ns, "--tick", "300ms", "--create-grace", "2s"])
-        .args(&listeners)
+        .args(["run", "--tick", "300ms", "--create-grace", "2s"])
+        .args(&defaults)
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,dcs_migration_operator=debug")

@@ -268,6 +268,21 @@ pub async fn service_account_token_for(ns: &str, sa: &str, audience: Option<&str
     minted.status.expect("a TokenRequest answer has a status").token
 }
 
+/// The test API server as an OIDC issuer of ServiceAccount tokens for `audience`: its issuer (discovery document)
+/// and keys (`/openid/v1/jwks`), all a verifier needs, as a cloud's identity provider is configured with them.
+pub async fn service_account_issuer(audience: &str) -> dcs_migration_operator::simulator::OidcIssuer {
+    async fn api_get(path: &str) -> String {
+        let request = hyper::Request::get(path).body(Vec::new()).unwrap();
+        admin_client().await.request_text(request).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+    let discovery: serde_json::Value =
+        serde_json::from_str(&api_get("/.well-known/openid-configuration").await).unwrap();
+    let issuer = discovery["issuer"].as_str().expect("the discovery document names its issuer").to_owned();
+    let jwks = dcs_migration_operator::simulator::Jwks::parse(api_get("/openid/v1/jwks").await.as_bytes())
+        .expect("the API server's JWKS parses");
+    dcs_migration_operator::simulator::OidcIssuer { issuer, audience: audience.to_owned(), jwks }
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`; panics naming `what` otherwise.
 /// A command's standard output, or a panic naming `what` with everything it printed.
 pub fn ok(out: std::process::Output, what: &str) -> String {
