@@ -49,6 +49,15 @@ fn import() -> Value {
     })
 }
 
+/// A backup import as a ServiceAccount's keyless identity (IAM federation).
+fn keyless() -> Value {
+    mutate(
+        import(),
+        json!({"spec": {"projectId": "0123456789abcdef0123456789abcdef",
+            "identity": {"serviceAccountName": "migrator", "idpId": "k8s-cluster"}}}),
+    )
+}
+
 /// Applies a JSON merge patch (`null` removes a field) to a base manifest.
 fn mutate(mut base: Value, patch: Value) -> Value {
     json_patch_merge(&mut base, &patch);
@@ -209,6 +218,38 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
             mutate(online(), json!({"spec": {"credentialsSecretRef": {"name": "Bad_Name"}}})),
             "spec.credentialsSecretRef.name",
         ),
+        (
+            "identity with a credentials Secret",
+            mutate(keyless(), json!({"spec": {"credentialsSecretRef": {"name": "dcs-credentials"}}})),
+            "spec.identity",
+        ),
+        ("identity without a project", mutate(keyless(), json!({"spec": {"projectId": null}})), "spec.projectId"),
+        (
+            "identity through both IAM and STS",
+            mutate(
+                keyless(),
+                json!({"spec": {"identity": {"providerUrn": "iam::1:identity-provider:k", "agencyUrn": "iam::1:agency:a"}}}),
+            ),
+            "spec.identity",
+        ),
+        (
+            "identity with a provider but no agency",
+            mutate(
+                keyless(),
+                json!({"spec": {"identity": {"idpId": null, "providerUrn": "iam::1:identity-provider:k"}}}),
+            ),
+            "spec.identity.agencyUrn",
+        ),
+        (
+            "identity with a plain-http IAM endpoint off loopback",
+            mutate(keyless(), json!({"spec": {"identity": {"iamEndpoint": "http://iam.example.com"}}})),
+            "spec.identity.iamEndpoint",
+        ),
+        (
+            "identity with an invalid ServiceAccount name",
+            mutate(keyless(), json!({"spec": {"identity": {"serviceAccountName": "Bad_Name"}}})),
+            "spec.identity.serviceAccountName",
+        ),
         ("missing region", mutate(online(), json!({"spec": {"region": null}})), "spec.region"),
         ("missing target", mutate(online(), json!({"spec": {"target": null}})), "spec.target"),
     ]
@@ -236,7 +277,7 @@ async fn invalid_manifests_are_refused_with_the_field_named() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
-    for valid in [online(), import()] {
+    for valid in [online(), import(), keyless()] {
         let object: DynamicObject = serde_json::from_value(valid).unwrap();
         api.create(&PostParams { dry_run: true, ..Default::default() }, &object)
             .await

@@ -97,11 +97,17 @@ fn helm_lint_passes_with_default_and_non_default_values() {
         "allowedEndpoints={dcs.*.myhuaweicloud.com,127.0.0.1}",
     ]);
     assert!(out.status.success(), "helm lint: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    for keyless in [
+        "keyless.idpId=cluster-a,keyless.iamEndpoint=https://iam.eu-west-101.myhuaweicloud.com,metadataEndpoint=none",
+        format!("keyless.providerUrn={PROVIDER_URN},keyless.agencyUrn={AGENCY_URN},tokenAudience=cluster-a").as_str(),
+    ] {
+        let out = helm(&["lint", "--strict", &chart, "--set", keyless]);
+        assert!(out.status.success(), "helm lint: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    }
 }
 
 #[test]
 fn values_schema_refuses_bad_values_naming_the_key() {
-    let chart = chart();
     // (--set or --set-json value, what the message must name)
     let cases: &[(&str, &str, &[&str])] = &[
         ("--set", "replicas=2", &["additional properties 'replicas' not allowed"]),
@@ -138,7 +144,16 @@ fn values_schema_refuses_bad_values_naming_the_key() {
         ("--set-json", "podLabels={\"team\":1}", &["/podLabels/team", "want string"]),
         ("--set", "prometheusRule.runbookBaseUrl=docs", &["/prometheusRule/runbookBaseUrl", "does not match pattern"]),
         ("--set", "leaderElection.leaseName=Not_A_Name", &["/leaderElection/leaseName", "does not match pattern"]),
+        ("--set", "tokenAudience=", &["/tokenAudience", "minLength"]),
+        ("--set", "metadataEndpoint=169.254.169.254", &["/metadataEndpoint", "does not match pattern"]),
     ];
+    assert_schema_refuses(cases);
+}
+
+/// `helm template` with each (`--set` or `--set-json`, value) fails values.schema.json, with a message containing
+/// every string listed.
+fn assert_schema_refuses(cases: &[(&str, &str, &[&str])]) {
+    let chart = chart();
     for (flag, value, wanted) in cases {
         let out = helm(&["template", "x", &chart, flag, value]);
         assert!(!out.status.success(), "helm template {flag} {value} was accepted");
@@ -148,6 +163,29 @@ fn values_schema_refuses_bad_values_naming_the_key() {
         }
         assert!(message.contains("don't meet the specifications of the schema"), "{message}");
     }
+}
+
+const PROVIDER_URN: &str = "iam::0a1b2c3d4e5f:identity-provider:cluster-a";
+const AGENCY_URN: &str = "iam::0a1b2c3d4e5f:agency:dcs-migration-operator";
+
+#[test]
+fn the_values_schema_refuses_a_keyless_identity_naming_both_paths_or_half_an_agency() {
+    let both = format!("keyless.idpId=cluster-a,keyless.providerUrn={PROVIDER_URN},keyless.agencyUrn={AGENCY_URN}");
+    let no_agency = format!("keyless.providerUrn={PROVIDER_URN}");
+    let no_provider = format!("keyless.agencyUrn={AGENCY_URN}");
+    // (--set value, what the message must name)
+    let refused: &[(&str, &[&str])] = &[
+        (&both, &["/keyless/providerUrn", "/keyless/agencyUrn", "value must be ''"]),
+        (&no_agency, &["/keyless/agencyUrn", "minLength"]),
+        (&no_provider, &["/keyless/providerUrn", "minLength"]),
+        ("keyless.providerUrn=arn:aws:iam::1:oidc-provider/x", &["/keyless/providerUrn", "does not match"]),
+        ("keyless.expirationSeconds=60", &["/keyless/expirationSeconds", "minimum"]),
+        ("keyless.stsEndpoint=sts.example.com", &["/keyless/stsEndpoint", "does not match pattern"]),
+        ("keyless.audience=", &["/keyless/audience", "minLength"]),
+        ("keyless.roleUrn=x", &["/keyless", "additional properties 'roleUrn' not allowed"]),
+    ];
+    let cases: Vec<(&str, &str, &[&str])> = refused.iter().map(|(value, wanted)| ("--set", *value, *wanted)).collect();
+    assert_schema_refuses(&cases);
 }
 
 #[test]
@@ -214,7 +252,12 @@ fn deployment_runs_the_operator_as_the_design_says() {
             "--lease-name",
             "dcs-migration-operator",
             "--allowed-endpoints",
-            "dcs.*.myhuaweicloud.com,dcs.*.otc.t-systems.com"
+            "dcs.*.myhuaweicloud.com,dcs.*.otc.t-systems.com,iam.*.myhuaweicloud.com,sts.*.myhuaweicloud.com,\
+             iam.*.otc.t-systems.com,sts.*.otc.t-systems.com",
+            "--token-audience",
+            "dcs-migration-operator",
+            "--metadata-endpoint",
+            "http://169.254.169.254"
         ]
     );
     assert_eq!(c["image"], "dcs-migration-operator:0.1.0", "the tag defaults to the appVersion");
@@ -282,7 +325,11 @@ fn deployment_runs_the_operator_as_the_design_says() {
             "--watch-namespace",
             "shop",
             "--allowed-endpoints",
-            "dcs.*.myhuaweicloud.com,127.0.0.1"
+            "dcs.*.myhuaweicloud.com,127.0.0.1",
+            "--token-audience",
+            "dcs-migration-operator",
+            "--metadata-endpoint",
+            "http://169.254.169.254"
         ]
     );
     let env = c["env"].as_array().unwrap();
@@ -308,12 +355,130 @@ fn deployment_runs_the_operator_as_the_design_says() {
     assert_eq!(two[0]["spec"]["minAvailable"], 1);
 }
 
+/// The Deployment's Pod spec, rendered with `sets`.
+fn rendered_pod(sets: &[&str]) -> Value {
+    let d = objects(&helm_template("x", "ops", sets, &["templates/deployment.yaml"]));
+    d[0]["spec"]["template"]["spec"].clone()
+}
+
+/// The operator container's `env` entries with a plain value (name, value), in order.
+fn plain_env(pod: &Value) -> Vec<(String, String)> {
+    let env = pod["containers"][0]["env"].as_array().unwrap();
+    env.iter().filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str()?.to_owned()))).collect()
+}
+
+/// The value after `flag` in the operator's arguments.
+fn flag_value(pod: &Value, flag: &str) -> String {
+    let args: Vec<&str> =
+        pod["containers"][0]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let at = args.iter().position(|a| *a == flag).unwrap_or_else(|| panic!("no {flag} in {args:?}"));
+    args[at + 1].to_owned()
+}
+
+const KEYLESS_TOKEN_DIR: &str = "/var/run/secrets/dcs-migration-operator";
+
+/// The keyless identity's token: projected with `audience` and `seconds` of lifetime, mounted read-only where the
+/// SDK's variables say.
+fn assert_projects_the_token(pod: &Value, audience: &str, seconds: u64) {
+    let volumes = pod["volumes"].as_array().unwrap();
+    let volume = volumes.iter().find(|v| v["name"] == "keyless-token").expect("a keyless-token volume");
+    assert_eq!(
+        volume["projected"]["sources"],
+        json!([{"serviceAccountToken": {"audience": audience, "expirationSeconds": seconds, "path": "token"}}])
+    );
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    let mount = mounts.iter().find(|m| m["name"] == "keyless-token").expect("the token is mounted");
+    assert_eq!(mount, &json!({"name": "keyless-token", "mountPath": KEYLESS_TOKEN_DIR, "readOnly": true}));
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn keyless_idp_id_projects_an_audience_bound_token_and_sets_the_sdks_iam_federation_variables() {
+    let token_file = format!("{KEYLESS_TOKEN_DIR}/token");
+    let pod = rendered_pod(&[
+        "keyless.idpId=cluster-a",
+        "keyless.audience=iam-client-a",
+        "keyless.expirationSeconds=7200",
+        "keyless.iamEndpoint=https://iam.eu-west-101.myhuaweicloud.com",
+        "keyless.stsEndpoint=https://sts.eu-west-101.myhuaweicloud.com",
+    ]);
+    assert_projects_the_token(&pod, "iam-client-a", 7200);
+    let federation = [("HUAWEICLOUD_SDK_IDP_ID", "cluster-a"), ("HUAWEICLOUD_SDK_ID_TOKEN_FILE", token_file.as_str())];
+    let endpoint = ("HUAWEICLOUD_SDK_IAM_ENDPOINT", "https://iam.eu-west-101.myhuaweicloud.com");
+    assert_eq!(
+        plain_env(&pod),
+        pairs(&[&federation[..], &[endpoint]].concat()),
+        "IAM federation only: the STS endpoint belongs to the other path"
+    );
+
+    // Without iamEndpoint the SDK's default applies; the audience and lifetime default too.
+    let pod = rendered_pod(&["keyless.idpId=cluster-a"]);
+    assert_projects_the_token(&pod, "dcs-migration-operator", 3600);
+    assert_eq!(plain_env(&pod), pairs(&federation));
+}
+
+#[test]
+fn keyless_provider_and_agency_project_an_audience_bound_token_and_set_the_sdks_oidc_sts_variables() {
+    let token_file = format!("{KEYLESS_TOKEN_DIR}/token");
+    let provider = format!("keyless.providerUrn={PROVIDER_URN}");
+    let agency = format!("keyless.agencyUrn={AGENCY_URN}");
+    let pod = rendered_pod(&[
+        &provider,
+        &agency,
+        "keyless.stsEndpoint=https://sts.eu-west-101.myhuaweicloud.com",
+        "keyless.iamEndpoint=https://iam.eu-west-101.myhuaweicloud.com",
+        "keyless.audience=sts-client-a",
+    ]);
+    assert_projects_the_token(&pod, "sts-client-a", 3600);
+    let oidc = [
+        ("HUAWEICLOUD_OIDC_PROVIDER_URN", PROVIDER_URN),
+        ("HUAWEICLOUD_OIDC_AGENCY_URN", AGENCY_URN),
+        ("HUAWEICLOUD_OIDC_TOKEN_FILE", token_file.as_str()),
+    ];
+    let endpoint = ("HUAWEICLOUD_SDK_STS_ENDPOINT", "https://sts.eu-west-101.myhuaweicloud.com");
+    assert_eq!(
+        plain_env(&pod),
+        pairs(&[&oidc[..], &[endpoint]].concat()),
+        "OIDC → STS only: the IAM endpoint belongs to the other path"
+    );
+
+    // Without stsEndpoint the SDK's default applies.
+    let pod = rendered_pod(&[&provider, &agency]);
+    assert_eq!(plain_env(&pod), pairs(&oidc));
+}
+
+#[test]
+fn without_a_keyless_identity_nothing_is_projected_and_no_sdk_variable_is_set() {
+    let pod = rendered_pod(&["keyless.iamEndpoint=https://iam.eu-west-101.myhuaweicloud.com"]);
+    let volumes: Vec<&str> = pod["volumes"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(volumes, ["tmp"]);
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    assert!(mounts.iter().all(|m| m["name"] != "keyless-token"), "{mounts:?}");
+    assert!(plain_env(&pod).is_empty(), "an endpoint alone configures no identity: {:?}", plain_env(&pod));
+}
+
+#[test]
+fn token_audience_and_metadata_endpoint_become_the_operators_flags() {
+    let defaults = rendered_pod(&[]);
+    assert_eq!(flag_value(&defaults, "--token-audience"), "dcs-migration-operator");
+    assert_eq!(flag_value(&defaults, "--metadata-endpoint"), "http://169.254.169.254");
+    let set = rendered_pod(&["tokenAudience=https://cluster-a.example", "metadataEndpoint=none"]);
+    assert_eq!(flag_value(&set, "--token-audience"), "https://cluster-a.example");
+    assert_eq!(flag_value(&set, "--metadata-endpoint"), "none", "none: the chain skips ECS metadata");
+    let other = rendered_pod(&["metadataEndpoint=http://169.254.170.2"]);
+    assert_eq!(flag_value(&other, "--metadata-endpoint"), "http://169.254.170.2");
+}
+
 #[tokio::test]
 async fn the_rendered_chart_passes_server_side_dry_run_in_every_mode() {
     install_monitoring_crds();
     let release_ns = support::fresh_namespace("chart-dry-run").await;
     let watched = support::fresh_namespace("chart-dry-run-watched").await;
     let watch = format!("watchNamespace={watched}");
+    let keyless = format!("keyless.providerUrn={PROVIDER_URN},keyless.agencyUrn={AGENCY_URN}");
     let modes: &[(&str, &[&str], &[&str])] = &[
         (
             "defaults",
@@ -384,6 +549,16 @@ async fn the_rendered_chart_passes_server_side_dry_run_in_every_mode() {
         let out = server_dry_run(&manifests);
         assert!(out.status.success(), "{mode}: kubectl apply --dry-run=server: {}", stderr(&out));
     }
+
+    // The operator's own keyless identity (OIDC → STS) adds a projected token and variables to the Deployment only:
+    // the same objects, and the API server admits the projection.
+    let release = format!("dry-{release_ns}");
+    let plain = helm_template(&release, &release_ns, &[], &[]);
+    let sets = [keyless.as_str(), "keyless.expirationSeconds=600", "metadataEndpoint=none"];
+    let with_keyless = helm_template(&release, &release_ns, &sets, &[]);
+    assert_eq!(kinds(&with_keyless), kinds(&plain));
+    let out = server_dry_run(&with_keyless);
+    assert!(out.status.success(), "keyless identity: kubectl apply --dry-run=server: {}", stderr(&out));
 }
 
 #[tokio::test]

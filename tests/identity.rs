@@ -291,3 +291,134 @@ async fn revoked_trust_stalls_a_streaming_migration_with_the_reason_and_restored
     assert_eq!(env.get("online-incremental")["status"]["phase"], "IncrementalMigrating");
     assert_nothing_leaked(&env, &op, &[&env.ns]).await;
 }
+
+// ---- the operator's own chain (namespaces allowed the default credentials) ----------------------------------------
+
+/// Which link of the SDK's chain the operator is given.
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    OidcSts,
+    IamFederation,
+    Metadata,
+    PodIdentity,
+}
+
+/// The operator, configured through its environment only (as the chart's `keyless` values do) with `link`, serves a
+/// namespace labelled for the default credentials: its import reaches Ready, every DCS call signed by that link's
+/// temporary credentials.
+async fn own_chain_serves_a_labelled_namespace(link: Link) {
+    let pod_token = e2e::secret_value("PodIdentityToken");
+    let tune_token = pod_token.clone();
+    let oidc = support::service_account_issuer(AUDIENCE).await;
+    let identity = IdentityConfig {
+        oidc: Some(oidc),
+        metadata_credentials: true,
+        pod_identity_token: Some(tune_token),
+        ..IdentityConfig::default()
+    };
+    let mut env = Env::without_keys(&format!("own-{link:?}").to_lowercase(), Duration::from_secs(2), |config| {
+        config.with_identity(identity)
+    })
+    .await;
+    env.secrets.push(pod_token.clone());
+    let label = ["label", "namespace", &env.ns, "dcs.migration.io/default-credentials=true"];
+    support::ok(support::control_plane().kubectl().args(label).output().unwrap(), "label the namespace");
+    trust(&env, &[(IDP, subject(&env.ns, "operator"))], &[(AGENCY, subject(&env.ns, "operator"))]).await;
+    let token_file = std::env::temp_dir().join(format!("{}-token", env.ns));
+    let token = match link {
+        Link::PodIdentity => pod_token,
+        _ => support::service_account_token_for(&env.ns, "operator", Some(AUDIENCE)).await,
+    };
+    std::fs::write(&token_file, &token).unwrap();
+    let (url, file) = (env.url(), token_file.to_string_lossy().into_owned());
+    let pod_uri = format!("{url}/_sim/pod-identity");
+    let vars: Vec<(&str, &str)> = match link {
+        Link::OidcSts => vec![
+            ("HUAWEICLOUD_OIDC_PROVIDER_URN", PROVIDER),
+            ("HUAWEICLOUD_OIDC_AGENCY_URN", AGENCY),
+            ("HUAWEICLOUD_OIDC_TOKEN_FILE", &file),
+            ("HUAWEICLOUD_SDK_STS_ENDPOINT", &url),
+        ],
+        Link::IamFederation => vec![
+            ("HUAWEICLOUD_SDK_IDP_ID", IDP),
+            ("HUAWEICLOUD_SDK_ID_TOKEN_FILE", &file),
+            ("HUAWEICLOUD_SDK_IAM_ENDPOINT", &url),
+        ],
+        Link::Metadata => vec![("METADATA_ENDPOINT", &url)],
+        Link::PodIdentity => {
+            vec![("HC_CONTAINER_CREDENTIALS_FULL_URI", &pod_uri), ("HC_CONTAINER_AUTHORIZATION_TOKEN_FILE", &file)]
+        }
+    };
+    let port = e2e::free_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let op = (Operator::start_with(&env, &["--metrics-addr", &metrics], &vars), port);
+    let manifest = env.example("backup-import-obs.yaml");
+    env.apply(
+        &manifest.replace("  credentialsSecretRef:\n    name: dcs-credentials\n", &format!("  projectId: {PROJECT}\n")),
+    );
+    env.wait_condition("import-from-obs", "Ready", "True", None, WAIT).await;
+
+    let expected = match link {
+        Link::OidcSts | Link::IamFederation => subject(&env.ns, "operator"),
+        Link::Metadata => "ecs-metadata".to_owned(),
+        Link::PodIdentity => "cce-pod-identity".to_owned(),
+    };
+    let calls = calls(&env).await;
+    assert!(!calls.is_empty() && calls.iter().all(|(s, key, _)| *s == expected && key != AK), "{link:?}: {calls:?}");
+    std::fs::remove_file(&token_file).unwrap();
+    assert_no_key_in_the_cluster(&env);
+    assert_nothing_leaked(&env, &op, &[&env.ns]).await;
+}
+
+#[tokio::test]
+async fn the_operators_own_oidc_sts_link_serves_a_labelled_namespace() {
+    own_chain_serves_a_labelled_namespace(Link::OidcSts).await;
+}
+
+#[tokio::test]
+async fn the_operators_own_iam_federation_link_serves_a_labelled_namespace() {
+    own_chain_serves_a_labelled_namespace(Link::IamFederation).await;
+}
+
+#[tokio::test]
+async fn the_operators_own_ecs_metadata_link_serves_a_labelled_namespace() {
+    own_chain_serves_a_labelled_namespace(Link::Metadata).await;
+}
+
+#[tokio::test]
+async fn the_operators_own_cce_pod_identity_link_serves_a_labelled_namespace() {
+    own_chain_serves_a_labelled_namespace(Link::PodIdentity).await;
+}
+
+#[tokio::test]
+async fn an_identity_exchange_endpoint_outside_the_allow_list_is_refused_before_any_token_is_requested() {
+    let env = keyless_env("identity-allow-list", Duration::from_secs(3600)).await;
+    let run = e2e::secret_value("run").to_lowercase();
+    create_service_account(&env.ns, "migrator");
+    trust(&env, &[(IDP, subject(&env.ns, "migrator"))], &[]).await;
+    let port = e2e::free_port();
+    let (selector, metrics) = (format!("identity-run={run}"), format!("127.0.0.1:{port}"));
+    let args = ["--label-selector", &selector, "--metrics-addr", &metrics, "--allowed-endpoints", "127.0.0.1"];
+    let op = (Operator::start_with(&env, &args, &[]), port);
+    let elsewhere = format!("{}    iamEndpoint: https://iam.example.com\n", federation("migrator"));
+    env.apply(&keyless_example(&env, "backup-import-obs.yaml", &elsewhere, &run));
+
+    let rm = env.wait_condition("import-from-obs", "Stalled", "True", Some("InvalidSpec"), WAIT).await;
+    let ready = rm["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
+    assert!(
+        ready["message"].as_str().unwrap().contains("\"iam.example.com\" is not in the operator's allowed"),
+        "{ready}"
+    );
+    assert!(calls(&env).await.is_empty());
+    assert!(!op.0.logs().contains("temporary credentials obtained"), "no exchange was attempted");
+    assert_nothing_leaked(&env, &op, &[&env.ns]).await;
+}
+
+#[tokio::test]
+async fn the_keyless_examples_are_accepted_by_the_api_server_as_written() {
+    let env = keyless_env("identity-examples", Duration::from_secs(3600)).await;
+    for file in ["identity-federation.yaml", "identity-agency.yaml"] {
+        let out = env.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &env.example(file));
+        support::ok(out, file);
+    }
+}

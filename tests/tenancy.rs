@@ -245,7 +245,11 @@ async fn the_charts_default_allow_list_refuses_a_loopback_endpoint_and_a_list_na
     let args: Vec<&str> = values.lines().map(str::trim).collect();
     let at = args.iter().position(|l| *l == "- --allowed-endpoints").expect("the chart sets --allowed-endpoints");
     let chart_default = args[at + 1].trim_start_matches("- ").trim_matches('"').to_owned();
-    assert_eq!(chart_default, "dcs.*.myhuaweicloud.com,dcs.*.otc.t-systems.com");
+    assert_eq!(
+        chart_default,
+        "dcs.*.myhuaweicloud.com,dcs.*.otc.t-systems.com,iam.*.myhuaweicloud.com,sts.*.myhuaweicloud.com,\
+         iam.*.otc.t-systems.com,sts.*.otc.t-systems.com"
+    );
 
     let mut op = Operator::start_with(&env, &["--allowed-endpoints", &chart_default], &[]);
     env.apply(&env.example("backup-import-obs.yaml"));

@@ -30,11 +30,14 @@ pub fn install_crd() {
         let cp = support::control_plane();
         let out = cp.kubectl().args(["apply", "--server-side", "-f"]).arg(repo().join(CRD_FILE)).output().unwrap();
         assert!(out.status.success(), "applying the CRD: {}", String::from_utf8_lossy(&out.stderr));
-        let out = cp
-            .kubectl()
-            .args(["wait", "--for=condition=Established", "crd/redismigrations.dcs.migration.io", "--timeout=60s"])
-            .output()
-            .unwrap();
+        // Asked again on failure: once, under load, `kubectl wait` failed right after the apply.
+        let wait = || {
+            cp.kubectl()
+                .args(["wait", "--for=condition=Established", "crd/redismigrations.dcs.migration.io", "--timeout=60s"])
+                .output()
+                .unwrap()
+        };
+        let out = std::iter::repeat_with(wait).take(3).find(|out| out.status.success()).unwrap_or_else(wait);
         assert!(out.status.success(), "CRD not established: {}", String::from_utf8_lossy(&out.stderr));
     });
 }

@@ -40,6 +40,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* The operator's own keyless identity (keyless.idpId or keyless.providerUrn): the directory its projected token
+(the file `token`) is mounted at; empty: no keyless identity. */}}
+{{- define "dcs-migration-operator.keylessTokenDir" -}}
+{{- if or .Values.keyless.idpId .Values.keyless.providerUrn }}/var/run/secrets/dcs-migration-operator{{ end }}
+{{- end }}
+
 {{- define "dcs-migration-operator.serviceAccountName" -}}
 {{- include "dcs-migration-operator.fullname" . }}
 {{- end }}
