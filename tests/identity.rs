@@ -422,3 +422,15 @@ async fn the_keyless_examples_are_accepted_by_the_api_server_as_written() {
         support::ok(out, file);
     }
 }
+
+#[tokio::test]
+async fn the_charts_own_rbac_lets_the_operator_request_a_service_accounts_token() {
+    let env = keyless_env("identity-chart-rbac", Duration::from_secs(3600)).await;
+    create_service_account(&env.ns, "migrator");
+    trust(&env, &[], &[(AGENCY, subject(&env.ns, "migrator"))]).await;
+    let op = Operator::start_as_chart_identity(&env, e2e::ChartIdentity::WatchNamespace, &[], &[]);
+    env.apply(&keyless_example(&env, "backup-import-obs.yaml", &agency("migrator"), "chart"));
+    env.wait_condition("import-from-obs", "Ready", "True", None, WAIT).await;
+    assert!(calls(&env).await.iter().all(|(s, _, _)| *s == subject(&env.ns, "migrator")));
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
