@@ -163,6 +163,38 @@ async fn a_user_who_may_not_get_a_referenced_secret_is_refused_until_granted_get
     refused_naming(&out, &["team-credentials"], &[]);
 }
 
+#[tokio::test]
+async fn a_user_who_may_not_mint_the_named_service_accounts_token_is_refused_that_identity() {
+    e2e::install_crd();
+    let ns = support::fresh_namespace("vap-identity").await;
+    let release = format!("vap-{ns}");
+    e2e::kubectl_apply(&helm_template(&release, &ns, &[], &["templates/admissionpolicy.yaml"]));
+    let bob = json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]);
+    let author = json!([{"apiGroups": ["dcs.migration.io"], "resources": ["redismigrations"], "verbs": ["create"]}]);
+    grant(&ns, "rmig-author", author, bob.clone());
+    let mut keyless = migration("keyless");
+    let spec = keyless["spec"].as_object_mut().unwrap();
+    spec.remove("credentialsSecretRef");
+    spec.insert("projectId".into(), json!("0123456789abcdef0123456789abcdef"));
+    spec.insert("identity".into(), json!({"serviceAccountName": "migrator", "idpId": "k8s-cluster"}));
+    spec["source"].as_object_mut().unwrap().remove("passwordSecretRef");
+    spec["target"].as_object_mut().unwrap().remove("passwordSecretRef");
+
+    let first = support::eventually("the admission policy to be enforced", Duration::from_secs(30), || async {
+        let out = kubectl_as("bob", &ns, &["create", "--dry-run=server", "-f", "-"], &keyless.to_string());
+        (!out.status.success()).then_some(out)
+    })
+    .await;
+    refused_naming(&first, &["spec.identity.serviceAccountName", "migrator"], &[]);
+    // A token for another ServiceAccount is not enough; for this one it is.
+    let mint = |sa: &str| json!([{"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"], "resourceNames": [sa]}]);
+    grant(&ns, "mint-other", mint("someone-else"), bob.clone());
+    refused_naming(&create_as("bob", &ns, &keyless), &["migrator"], &[]);
+    grant(&ns, "mint-migrator", mint("migrator"), bob);
+    let out = create_as("bob", &ns, &keyless);
+    assert!(out.status.success(), "accepted once bob may mint the ServiceAccount's token: {}", stderr(&out));
+}
+
 /// `backup-import-obs.yaml` without `credentialsSecretRef`: it relies on the operator's default credentials.
 fn without_own_credentials(env: &Env, name: &str) -> String {
     env.example("backup-import-obs.yaml")
