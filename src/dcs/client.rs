@@ -408,10 +408,12 @@ impl DcsClient {
             .await
     }
 
-    /// One signed HTTP exchange, after waiting for the rate limiter, reported to the observer.
+    /// One signed HTTP exchange, after waiting for the rate limiter, reported to the observer. A call left
+    /// unsent for want of credentials is no exchange, and is not reported as one.
     async fn attempt(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
         let result = self.exchange(call).await;
-        if let Some(observer) = &self.inner.observer {
+        let sent = !matches!(result, Err(DcsError::NoCredentials { .. }));
+        if let Some(observer) = self.inner.observer.as_ref().filter(|_| sent) {
             let code = match &result {
                 Ok((status, _)) => status.to_string(),
                 Err(e) => outcome_code(e),
