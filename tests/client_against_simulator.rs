@@ -4,7 +4,7 @@
 
 use dcs_migration_operator::dcs::model::*;
 use dcs_migration_operator::dcs::{
-    ClientConfig, Credentials, DcsClient, DcsError, Endpoint, ErrorClass, RateLimit, RetryPolicy,
+    ClientConfig, Credentials, DcsClient, DcsError, Endpoint, ErrorClass, InFlight, RateLimit, RetryPolicy,
 };
 use dcs_migration_operator::simulator;
 use secrecy::SecretString;
@@ -343,6 +343,34 @@ async fn a_slow_answer_times_out_and_a_read_is_retried() {
     assert_eq!(err.class(), ErrorClass::Network, "{err}");
     assert!(err.to_string().contains("timed out"), "{err}");
     assert!(start.elapsed() >= Duration::from_millis(900), "the timed-out read was retried: {:?}", start.elapsed());
+}
+
+#[tokio::test]
+async fn calls_waiting_for_the_rate_budget_take_no_place_on_the_wire_and_a_slow_endpoint_answers_busy() {
+    let sim = Sim::start().await;
+    let bound = InFlight { calls: 1, wait: Duration::from_millis(200) };
+    let paced = sim.client_with(SK, |c| {
+        c.rate_limit = RateLimit { qps: 5.0, burst: 1 };
+        c.in_flight = Some(bound);
+    });
+    // Ten calls at 5 per second: two seconds of waiting for budget, each far longer than the place's 200 ms.
+    let start = Instant::now();
+    let query = ListQuery::default();
+    let all = futures::future::join_all((0..10).map(|_| paced.list_migration_tasks(&query))).await;
+    assert!(all.iter().all(Result::is_ok), "{:?}", all.iter().find(|r| r.is_err()));
+    assert!(start.elapsed() >= Duration::from_millis(1700), "paced by the rate limit: {:?}", start.elapsed());
+
+    // An endpoint that holds its one place for a second: the next call gives up after 200 ms, unretried.
+    let slow = sim.client_with(SK, |c| c.in_flight = Some(bound));
+    sim.faults(json!({"latencyMs": 1000, "operations": ["ListMigrationTask"]})).await;
+    let (held, refused) = tokio::join!(slow.list_migration_tasks(&query), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let start = Instant::now();
+        (slow.list_migration_tasks(&query).await, start.elapsed())
+    });
+    held.unwrap();
+    assert!(matches!(refused.0, Err(DcsError::Busy { in_flight: 1 })), "{:?}", refused.0);
+    assert!(refused.1 < Duration::from_millis(600), "not retried: {:?}", refused.1);
 }
 
 #[tokio::test]

@@ -87,13 +87,19 @@ fn refused_naming(out: &Output, names: &[&str], not: &[&str]) {
     }
 }
 
+/// The chart's admission policy for `release`, bound to namespace `ns` only (as with `watchNamespace`): policies
+/// are cluster-wide, and each exempts only its own release's operator, so concurrent tests must not overlap.
+fn scoped_admission_policy(release: &str, ns: &str) -> String {
+    helm_template(release, ns, &[&format!("watchNamespace={ns}")], &["templates/admissionpolicy.yaml"])
+}
+
 #[tokio::test]
 async fn a_user_who_may_not_get_a_referenced_secret_is_refused_until_granted_get_on_it() {
     e2e::install_crd();
     let ns = support::fresh_namespace("vap-secrets").await;
     let release = format!("vap-{ns}");
     let operator = e2e::chart_fullname(&release);
-    e2e::kubectl_apply(&helm_template(&release, &ns, &[], &["templates/admissionpolicy.yaml"]));
+    e2e::kubectl_apply(&scoped_admission_policy(&release, &ns));
     for name in ["team-credentials", "source-password", "target-password", "someone-elses"] {
         let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
                             "stringData": {"pw": e2e::secret_value("pw")}});
@@ -168,7 +174,7 @@ async fn a_user_who_may_not_mint_the_named_service_accounts_token_is_refused_tha
     e2e::install_crd();
     let ns = support::fresh_namespace("vap-identity").await;
     let release = format!("vap-{ns}");
-    e2e::kubectl_apply(&helm_template(&release, &ns, &[], &["templates/admissionpolicy.yaml"]));
+    e2e::kubectl_apply(&scoped_admission_policy(&release, &ns));
     let bob = json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]);
     let author = json!([{"apiGroups": ["dcs.migration.io"], "resources": ["redismigrations"], "verbs": ["create"]}]);
     grant(&ns, "rmig-author", author, bob.clone());

@@ -39,13 +39,16 @@ pub async fn reconcile(rm: Arc<RedisMigration>, ctx: Arc<Context>) -> Result<Act
     let result = if pass.rm.metadata.deletion_timestamp.is_some() {
         ctx.forget_ended(&key);
         deletion::run(pass).await
-    } else if !pass.has_finalizer() {
-        pass.add_finalizer().await.map(|()| Action::await_change())
     } else {
         apply(pass).await
     };
     match &result {
         Ok(_) => ctx.forget_failures(&key),
+        // A write conditional on a resourceVersion that the cache had not caught up with: the next pass,
+        // from the newer object, goes on (no Warning for what heals itself).
+        Err(Error::Kube(kube::Error::Api(status))) if status.code == 409 => {
+            tracing::debug!(message = %status.message, "conflict: the object changed since this pass read it");
+        }
         Err(Error::Kube(e)) => kube_failure_event(&rm, &ctx, e).await,
         Err(_) => {}
     }
@@ -78,6 +81,17 @@ fn fresh_request(pass: &Pass<'_>) -> Option<String> {
     (Some(requested) != pass.written.last_handled_reconcile_at.as_deref()).then(|| requested.to_owned())
 }
 
+/// The next step for this pass in `state`.
+fn decide(pass: &Pass<'_>, state: &State) -> Step {
+    decision::decide(&Inputs {
+        spec: &pass.rm.spec,
+        status: &pass.written,
+        state,
+        generation: pass.rm.metadata.generation,
+        create_grace: pass.ctx.settings.create_grace,
+    })
+}
+
 /// The desired-state path.
 async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     let ctx = pass.ctx;
@@ -101,17 +115,16 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     };
     let known = known_task_id(&pass.rm.spec, &pass.written).is_some();
     let mut state = State::new(pass.create_mark(), pass.written.switchover.clone(), known, handled.is_some());
+    if !pass.has_finalizer() && decide(&pass, &state) != Step::MarkCreatePending {
+        // Before any remote call (a create's mark carries the finalizer with it).
+        pass.add_finalizer().await?;
+        return Ok(Action::await_change());
+    }
     for _ in 0..MAX_STEPS {
         if state.finished() {
             break;
         }
-        let step = decision::decide(&Inputs {
-            spec: &pass.rm.spec,
-            status: &pass.written,
-            state: &state,
-            generation: pass.rm.metadata.generation,
-            create_grace: ctx.settings.create_grace,
-        });
+        let step = decide(&pass, &state);
         tracing::debug!(?step, "decided");
         let Some(result) = perform(&pass, &account, &state, step).await? else { break };
         state = decision::advance(state, result, ctx.settings.tick);

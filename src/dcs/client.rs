@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Most bytes of an error answer read: its code and message are in the first few hundred.
 const MAX_ERROR_ANSWER_BYTES: usize = 64 * 1024;
@@ -79,6 +80,17 @@ pub struct ClientConfig {
     /// Timeout of one HTTP exchange (connect to last byte).
     pub timeout: Duration,
     pub user_agent: String,
+    /// At most this many exchanges on the wire at once (none: no bound).
+    pub in_flight: Option<InFlight>,
+}
+
+/// The bound on exchanges on the wire: an attempt that the rate limit let through waits at most `wait` for
+/// one of `calls` places, then fails with [`DcsError::Busy`] (an endpoint this slow should not hold its
+/// callers), never retried here.
+#[derive(Debug, Clone, Copy)]
+pub struct InFlight {
+    pub calls: usize,
+    pub wait: Duration,
 }
 
 impl ClientConfig {
@@ -92,6 +104,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
             user_agent: concat!("dcs-migration-operator/", env!("CARGO_PKG_VERSION")).to_owned(),
+            in_flight: None,
         }
     }
 }
@@ -117,6 +130,8 @@ struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
     limiter: Arc<DefaultDirectRateLimiter>,
+    /// Places on the wire (`ClientConfig::in_flight`).
+    wire: Option<Arc<Semaphore>>,
     observer: Option<Arc<dyn CallObserver>>,
 }
 
@@ -180,13 +195,23 @@ impl DcsClient {
     /// The same client (connections, rate limit, observer) with another retry policy, e.g. for
     /// calls that are repeated on a schedule anyway and should fail fast.
     pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        self.derived(ClientConfig { retry, ..self.inner.config.clone() }, self.inner.wire.clone())
+    }
+
+    /// The same client without the bound on exchanges on the wire (for calls whose callers hold no
+    /// reconcile slot: an account's observation loop and its batches).
+    pub fn unbounded(&self) -> Self {
+        self.derived(ClientConfig { in_flight: None, ..self.inner.config.clone() }, None)
+    }
+
+    fn derived(&self, config: ClientConfig, wire: Option<Arc<Semaphore>>) -> Self {
         let inner = &self.inner;
-        let config = ClientConfig { retry, ..inner.config.clone() };
         Self {
             inner: Arc::new(Inner {
                 http: inner.http.clone(),
                 config,
                 limiter: inner.limiter.clone(),
+                wire,
                 observer: inner.observer.clone(),
             }),
         }
@@ -208,7 +233,9 @@ impl DcsClient {
             .pool_max_idle_per_host(8)
             .build()
             .map_err(|e| DcsError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { inner: Arc::new(Inner { http, config, limiter: Arc::new(RateLimiter::direct(quota)), observer }) })
+        let limiter = Arc::new(RateLimiter::direct(quota));
+        let wire = config.in_flight.map(|bound| Arc::new(Semaphore::new(bound.calls)));
+        Ok(Self { inner: Arc::new(Inner { http, config, limiter, wire, observer }) })
     }
 
     /// The endpoint this client talks to.
@@ -398,7 +425,11 @@ impl DcsClient {
         let operation = call.operation;
         (|| self.attempt(call))
             .retry(backoff)
-            .when(|e: &DcsError| e.is_transient() && (operation.is_idempotent() || e.certainly_not_applied()))
+            .when(|e: &DcsError| {
+                e.is_transient()
+                    && !matches!(e, DcsError::Busy { .. })
+                    && (operation.is_idempotent() || e.certainly_not_applied())
+            })
             .notify(|e: &DcsError, delay: Duration| {
                 if let Some(observer) = &self.inner.observer {
                     observer.retrying(operation);
@@ -423,11 +454,22 @@ impl DcsClient {
         result
     }
 
+    /// A place among the exchanges on the wire, once the rate limit let the attempt through: the bound is on
+    /// calls the endpoint holds, not on calls waiting for budget.
+    async fn place_on_the_wire(&self) -> Result<Option<OwnedSemaphorePermit>, DcsError> {
+        let (Some(wire), Some(bound)) = (&self.inner.wire, self.inner.config.in_flight) else { return Ok(None) };
+        match tokio::time::timeout(bound.wait, wire.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(DcsError::Busy { in_flight: bound.calls }),
+        }
+    }
+
     /// One attempt, signed with the credentials current when it is sent; a 401 tells their provider.
     async fn exchange(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
         let config = &self.inner.config;
         self.inner.limiter.until_ready().await;
         let operation = call.operation;
+        let _place = self.place_on_the_wire().await?;
         let credentials = config.credentials.current().await.map_err(|message| DcsError::NoCredentials { message })?;
         let scrubber = &self.scrubber(call, Some(&credentials));
         let path = format!("{}/v2/{}{}", config.endpoint.path_prefix(), segment(&config.project_id), call.path);

@@ -17,7 +17,7 @@ pub mod source;
 pub mod temporary;
 
 pub use cached::CachedCredentials;
-pub use client::{CallObserver, ClientConfig, DcsClient, RateLimit, RetryPolicy};
+pub use client::{CallObserver, ClientConfig, DcsClient, InFlight, RateLimit, RetryPolicy};
 pub use credentials::Credentials;
 pub use endpoint::Endpoint;
 pub use error::{ApiError, DcsError, ErrorClass};

@@ -12,7 +12,7 @@ use super::credentials::AccountAccess;
 use super::observed::{Remote, RemoteTask};
 use crate::crd::RedisMigration;
 use crate::dcs::model::{ListQuery, MigrationStats, MigrationTask};
-use crate::dcs::{CallObserver, ClientConfig, DcsClient, DcsError, RateLimit, RetryPolicy};
+use crate::dcs::{CallObserver, ClientConfig, DcsClient, DcsError, InFlight, RateLimit, RetryPolicy};
 use batch::{Batcher, Kind, Outcome};
 use circuit::Circuit;
 use kube::runtime::reflector::ObjectRef;
@@ -62,8 +62,10 @@ impl AccountKey {
     }
 }
 
-/// Calls of reconciles in flight at once per account: a slow endpoint holds at most this many
-/// reconcile slots; further calls wait at most `PERMIT_WAIT`, then give their slot back.
+/// Exchanges of reconciles on the wire at once per account: a slow endpoint holds at most this many reconcile
+/// slots; further calls that the rate limit let through wait at most `PERMIT_WAIT` for a place, then their
+/// reconcile gives its slot back (the loop and the batches hold no slot and are not bounded). Calls waiting for the account's rate budget take no place (they wait at
+/// most burst/qps), so a burst of creates under the default QPS is paced, not failed.
 const IN_FLIGHT: usize = 4;
 const PERMIT_WAIT: Duration = Duration::from_secs(2);
 /// An account nobody used for this long, with nothing to watch, is dropped (its loops end).
@@ -104,6 +106,7 @@ impl Accounts {
         config.rate_limit = self.settings.rate_limit;
         config.retry = self.settings.retry;
         config.timeout = self.settings.timeout;
+        config.in_flight = Some(InFlight { calls: IN_FLIGHT, wait: PERMIT_WAIT });
         let client = match &self.observer {
             Some(observer) => DcsClient::with_observer(config, observer.clone())?,
             None => DcsClient::new(config)?,
@@ -129,7 +132,6 @@ pub struct Account {
     stops: Arc<Batcher>,
     restarts: Arc<Batcher>,
     deletes: Arc<Batcher>,
-    in_flight: tokio::sync::Semaphore,
     used: Mutex<Instant>,
 }
 
@@ -143,7 +145,8 @@ impl Drop for Account {
 
 impl Account {
     fn new(client: DcsClient, settings: Settings, triggers: mpsc::UnboundedSender<ObjectRef<RedisMigration>>) -> Self {
-        let looker = client.with_retry(RetryPolicy {
+        let unbounded = client.unbounded();
+        let looker = unbounded.with_retry(RetryPolicy {
             max_retries: 1,
             min_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(500),
@@ -152,7 +155,7 @@ impl Account {
         let circuit = Arc::new(Circuit::default());
         // Requests come in waves, one per observation tick: a round stays open across a tick.
         let window = settings.batch_window.max(settings.tick);
-        let batcher = |kind| Batcher::start(kind, window, client.clone(), circuit.clone());
+        let batcher = |kind| Batcher::start(kind, window, unbounded.clone(), circuit.clone());
         Self {
             stops: batcher(Kind::Stop),
             restarts: batcher(Kind::Restart),
@@ -165,7 +168,6 @@ impl Account {
             refreshed: watch::channel(0).0,
             wake: Arc::new(Notify::new()),
             triggers,
-            in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
             used: Mutex::new(Instant::now()),
         }
     }
@@ -180,17 +182,14 @@ impl Account {
         self.view.lock().expect("view lock")
     }
 
-    /// Runs one API call of a reconcile through the account's circuit, at most `IN_FLIGHT` at
-    /// once: when the endpoint is that slow, the caller gives its reconcile slot back instead of
-    /// queueing behind it (a transient error, retried with backoff).
+    /// Runs one API call of a reconcile through the account's circuit (and its client's bound on calls on the
+    /// wire: when the endpoint is that slow, the caller gives its reconcile slot back instead of queueing behind
+    /// it, a transient error retried with backoff).
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, DcsError>
     where
         F: FnOnce(DcsClient) -> Fut,
         Fut: Future<Output = Result<T, DcsError>>,
     {
-        let Ok(Ok(_permit)) = tokio::time::timeout(PERMIT_WAIT, self.in_flight.acquire()).await else {
-            return Err(DcsError::Busy { in_flight: IN_FLIGHT });
-        };
         self.circuit.call(&self.client, f).await
     }
 
