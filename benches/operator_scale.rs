@@ -1205,12 +1205,13 @@ async fn run() {
     }
     let t_delete = b.mark("mass delete");
     let mut kubectl = support::control_plane().kubectl();
+    kubectl.args(["delete", "rmig", "--all", "--wait=false"]);
     if accounts == 1 {
         kubectl.args(["-n", &b.envs[0].ns]);
     } else {
         kubectl.arg("--all-namespaces");
     }
-    let out = kubectl.args(["delete", "rmig", "--all", "--wait=false"]).output().expect("kubectl runs");
+    let out = kubectl.output().expect("kubectl runs");
     assert!(out.status.success(), "kubectl delete: {}", String::from_utf8_lossy(&out.stderr));
     // kubectl deletes one object after the other: how fast deletions reach the operator.
     let t_deleted = b.mark("kubectl delete returned");
