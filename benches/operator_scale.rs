@@ -613,6 +613,14 @@ struct Incarnation {
     started_ms: i64,
 }
 
+/// A panicking run must not leave its operator behind.
+impl Drop for Incarnation {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 struct Bench {
     knobs: Knobs,
     /// One per namespace = account.
