@@ -3,7 +3,7 @@
 #   make test        every test (CI runs exactly this)
 #   make image       the shipped container image, saved as target/image/dcs-migration-operator.tar
 #   make control-plane   build/reuse kube-apiserver, etcd and helm for the tests (cached)
-#   make bench       the benchmarks
+#   make bench       the benchmarks (long: the operator at 100 and 1,000 beside a Kopf peer, 2,000 imports, 10,000)
 #   make chaos       the long chaos suite (make test runs a short form)
 #   make crds        regenerate crds/ from the Rust types (a test fails when they drift)
 
@@ -78,6 +78,8 @@ bench: control-plane
 	mkdir -p bench-results
 	set -o pipefail; cargo bench --bench signing | tee bench-results/signing.txt
 	set -o pipefail; cargo bench --bench simulator_throughput | tee bench-results/simulator_throughput.txt
-	BENCH_RESOURCES=200 cargo bench --bench operator_scale
-	cargo bench --bench operator_scale
+	BENCH_RESOURCES=100 BENCH_PEER=1 cargo bench --bench operator_scale
+	BENCH_RESOURCES=1000 BENCH_PEER=1 cargo bench --bench operator_scale
+	BENCH_RESOURCES=2000 BENCH_MIX=imports cargo bench --bench operator_scale
+	BENCH_RESOURCES=10000 cargo bench --bench operator_scale
 	scripts/bench-report

@@ -53,6 +53,9 @@ pub struct Env {
     pub sim: RunningSimulator,
     pub secret_key: String,
     pub secrets: Vec<String>,
+    /// The account's access key and project (`AK` and `PROJECT` unless made with `with_account`).
+    pub access_key: String,
+    pub project: String,
     http: reqwest::Client,
     phase: Duration,
 }
@@ -70,10 +73,25 @@ impl Env {
         phase: Duration,
         tune: impl FnOnce(simulator::Config) -> simulator::Config,
     ) -> Self {
-        let mut env = Self::without_keys(hint, phase, tune).await;
+        Self::with_account(hint, phase, AK, PROJECT, tune).await
+    }
+
+    /// Like `with_simulator`, for an account of its own: the simulator accepts `access_key` (with a fresh secret
+    /// key) for `project`, and `dcs-credentials` holds them (several such `Env`s are several DCS accounts).
+    pub async fn with_account(
+        hint: &str,
+        phase: Duration,
+        access_key: &str,
+        project: &str,
+        tune: impl FnOnce(simulator::Config) -> simulator::Config,
+    ) -> Self {
+        let mut env = Self::build(hint, phase, access_key, project, tune).await;
         let secret_key = env.secret_key.clone();
-        env.put_secret("dcs-credentials", &[("accessKey", AK), ("secretKey", &secret_key), ("projectId", PROJECT)])
-            .await;
+        env.put_secret(
+            "dcs-credentials",
+            &[("accessKey", access_key), ("secretKey", &secret_key), ("projectId", project)],
+        )
+        .await;
         env
     }
 
@@ -83,16 +101,28 @@ impl Env {
         phase: Duration,
         tune: impl FnOnce(simulator::Config) -> simulator::Config,
     ) -> Self {
+        Self::build(hint, phase, AK, PROJECT, tune).await
+    }
+
+    async fn build(
+        hint: &str,
+        phase: Duration,
+        access_key: &str,
+        project: &str,
+        tune: impl FnOnce(simulator::Config) -> simulator::Config,
+    ) -> Self {
         install_crd();
         let ns = support::fresh_namespace(hint).await;
         let secret_key = secret_value("SK");
-        let config = tune(simulator::Config::new(AK, &secret_key, PROJECT).with_phase(phase));
+        let config = tune(simulator::Config::new(access_key, &secret_key, project).with_phase(phase));
         let sim = simulator::spawn(config).expect("simulator");
         let mut env = Self {
             ns,
             sim,
             secret_key: secret_key.clone(),
             secrets: vec![secret_key.clone()],
+            access_key: access_key.to_owned(),
+            project: project.to_owned(),
             http: reqwest::Client::new(),
             phase,
         };
@@ -111,7 +141,7 @@ impl Env {
     /// connections for `outage`.
     pub fn restart_simulator_with_state_lost(&mut self, outage: Duration) {
         let addr = self.sim.addr();
-        let config = simulator::Config::new(AK, &self.secret_key, PROJECT).with_phase(self.phase);
+        let config = simulator::Config::new(&self.access_key, &self.secret_key, &self.project).with_phase(self.phase);
         let placeholder = simulator::spawn(config.clone()).expect("simulator");
         std::mem::replace(&mut self.sim, placeholder).shutdown();
         std::thread::sleep(outage);

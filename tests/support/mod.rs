@@ -83,6 +83,12 @@ impl ControlPlane {
         self.command("kubectl")
     }
 
+    /// The audit log (`DIR/audit.log`, JSON lines), written when the control plane was started with
+    /// `control_plane_with_audit`.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
     /// Restarts etcd and kube-apiserver on the same ports, certificates and data (`scripts/control-plane
     /// restart`). Every test of the binary sees the outage: only for test binaries built around it.
     pub fn restart(&self) {
@@ -98,12 +104,20 @@ impl ControlPlane {
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 static NAMESPACES: AtomicU32 = AtomicU32::new(0);
 static WITH_NODE: AtomicBool = AtomicBool::new(false);
+static WITH_AUDIT: AtomicBool = AtomicBool::new(false);
 
 /// The test binary's control plane with a real node (`scripts/control-plane up DIR --node`: controller-manager,
 /// scheduler, containerd and a kubelet; Pods run, namespaces are finalized). A test binary that uses it calls this
 /// before anything else of the harness (every test of it), so that the shared control plane is this one.
 pub fn control_plane_with_node() -> &'static ControlPlane {
     WITH_NODE.store(true, Ordering::SeqCst);
+    control_plane()
+}
+
+/// The test binary's control plane with an audit log (`scripts/control-plane up DIR --audit`: every request at
+/// level Metadata in `DIR/audit.log`, see `ControlPlane::audit_log`). Called before anything else of the harness.
+pub fn control_plane_with_audit() -> &'static ControlPlane {
+    WITH_AUDIT.store(true, Ordering::SeqCst);
     control_plane()
 }
 
@@ -128,11 +142,17 @@ fn start() -> Result<ControlPlane, String> {
     let dir = std::env::temp_dir().join(format!("dcs-control-plane-{name}-{}", std::process::id()));
     let owner = std::process::id().to_string();
     let remove = if std::env::var_os("CONTROL_PLANE_KEEP").is_some() { "0" } else { "1" };
-    let options: &[&str] = if WITH_NODE.load(Ordering::SeqCst) { &["--node"] } else { &[] };
+    let mut options: Vec<&str> = vec![];
+    if WITH_NODE.load(Ordering::SeqCst) {
+        options.push("--node");
+    }
+    if WITH_AUDIT.load(Ordering::SeqCst) {
+        options.push("--audit");
+    }
     run_script(
         &["up"],
         &dir,
-        options,
+        &options,
         &[
             // Tests never build (that can take many minutes): `make control-plane` does.
             ("CONTROL_PLANE_NO_BUILD", "1"),
