@@ -50,6 +50,8 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<RedisMigration>, u32>>,
     /// When each resource whose task ended is next due for a look (see `ended_resync_wait`).
     ended: Mutex<HashMap<ObjectRef<RedisMigration>, Instant>>,
+    /// When each provisioning task's job was last read.
+    job_polls: Mutex<HashMap<ObjectRef<RedisMigration>, Instant>>,
 }
 
 impl Context {
@@ -72,6 +74,7 @@ impl Context {
             guard,
             failures: Mutex::new(HashMap::new()),
             ended: Mutex::new(HashMap::new()),
+            job_polls: Mutex::new(HashMap::new()),
         }
     }
 
@@ -105,6 +108,21 @@ impl Context {
     /// The resource is going: forget it.
     pub fn forget_ended(&self, key: &ObjectRef<RedisMigration>) {
         self.ended.lock().expect("ended lock").remove(key);
+        self.job_polls.lock().expect("job polls lock").remove(key);
+    }
+
+    /// The resource's provisioning job is being read now.
+    pub fn job_polled(&self, key: &ObjectRef<RedisMigration>) {
+        let mut polls = self.job_polls.lock().expect("job polls lock");
+        let now = Instant::now();
+        // Provisioning takes minutes: what was read long ago is of no use any more.
+        polls.retain(|_, at| now.duration_since(*at) < Duration::from_secs(3600));
+        polls.insert(key.clone(), now);
+    }
+
+    /// True when the resource's provisioning job was read less than `within` ago.
+    pub fn job_polled_within(&self, key: &ObjectRef<RedisMigration>, within: Duration) -> bool {
+        self.job_polls.lock().expect("job polls lock").get(key).is_some_and(|at| at.elapsed() < within)
     }
 
     /// A successful reconcile resets the object's backoff.

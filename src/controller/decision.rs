@@ -49,6 +49,9 @@ pub struct State {
     pub job_id: Option<String>,
     /// The provisioning job was read in this pass.
     pub job_read: bool,
+    /// The provisioning job was read by a pass less than [`JOB_POLL`] ago: while the task provisions it is
+    /// not read again yet (a failure is still explained at once).
+    pub job_polled_recently: bool,
     /// The failed task's log was read in this pass.
     pub failure_read: bool,
     /// Why the task or its provisioning failed, learnt in this pass.
@@ -79,6 +82,7 @@ impl State {
             recorded: None,
             job_id: None,
             job_read: false,
+            job_polled_recently: false,
             failure_read: false,
             last_error: None,
             persist: None,
@@ -276,13 +280,18 @@ fn task_step(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, state: &S
     Step::Observe
 }
 
-/// Why a task failed, or may fail: its provisioning job while it provisions (and once when it
-/// failed), then the newest error line of its log, once per failure.
+/// How often the provisioning job of a task that still provisions is read (as Terraform waits on it: a
+/// failed job may be known before the task says so); every tick would be dozens of reads per task.
+pub const JOB_POLL: Duration = Duration::from_secs(30);
+
+/// Why a task failed, or may fail: its provisioning job while it provisions (every [`JOB_POLL`], and
+/// once when it failed), then the newest error line of its log, once per failure.
 fn failure_step(status: &RedisMigrationStatus, state: &State, task_state: TaskState) -> Option<Step> {
     let job = state.job_id.as_deref().or(status.job_id.as_deref());
     let failed = matches!(task_state, TaskState::Failed | TaskState::MigrationFailed | TaskState::Error);
     let unexplained = failed && status.last_error.is_none() && state.last_error.is_none();
-    if let Some(job) = job.filter(|_| !state.job_read && (task_state == TaskState::Creating || unexplained)) {
+    let poll = task_state == TaskState::Creating && !state.job_polled_recently;
+    if let Some(job) = job.filter(|_| !state.job_read && (poll || unexplained)) {
         return Some(Step::ReadJob(job.to_owned()));
     }
     (unexplained && !state.failure_read).then_some(Step::ReadFailure)
@@ -736,6 +745,8 @@ pub(crate) mod tests {
         let mut state = State::new(CreateMark::None, None, false, false);
         assert_eq!(step(&with_job, "CREATING", &mut state), Step::ReadJob("j1".into()));
         assert_eq!(step(&with_task_id(), "CREATING", &mut state), Step::Observe, "no job known");
+        state.job_polled_recently = true;
+        assert_eq!(step(&with_job, "CREATING", &mut state), Step::Observe, "read again after JOB_POLL only");
         assert_eq!(step(&with_job, "FAILED", &mut state), Step::ReadJob("j1".into()), "the job first");
         state.job_read = true;
         assert_eq!(step(&with_job, "FAILED", &mut state), Step::ReadFailure, "then the log");

@@ -115,6 +115,7 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     };
     let known = known_task_id(&pass.rm.spec, &pass.written).is_some();
     let mut state = State::new(pass.create_mark(), pass.written.switchover.clone(), known, handled.is_some());
+    state.job_polled_recently = ctx.job_polled_within(&pass.owner(), decision::JOB_POLL);
     if !pass.has_finalizer() && decide(&pass, &state) != Step::MarkCreatePending {
         // Before any remote call (a create's mark carries the finalizer with it).
         pass.add_finalizer().await?;
@@ -196,7 +197,10 @@ async fn perform(pass: &Pass<'_>, account: &Account, state: &State, step: Step) 
             at: Timestamp::now().to_string(),
         },
         Step::SendSwitch(action) => StepResult::SwitchSent(send_switch(pass, account, &id, action).await),
-        Step::ReadJob(job) => StepResult::JobRead(account.call(|c| async move { c.show_job_info(&job).await }).await),
+        Step::ReadJob(job) => {
+            pass.ctx.job_polled(&pass.owner());
+            StepResult::JobRead(account.call(|c| async move { c.show_job_info(&job).await }).await)
+        }
         Step::ReadFailure => StepResult::FailureRead(newest_error(pass, account, &id).await),
     }))
 }
