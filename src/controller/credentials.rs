@@ -2,12 +2,13 @@
 //! status. Errors name the Secret and key, never a value.
 
 use super::identity::{Identities, IdentityKey};
+use super::secret_cache::NamespaceSecrets;
 use super::tenancy::{LABEL_DEFAULT_CREDENTIALS, Tenancy};
 use crate::crd::{RedisMigrationSpec, SecretKeyRef};
 use crate::dcs::{CredentialSource, Credentials, Endpoint};
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 use secrecy::SecretString;
+use std::sync::Arc;
 
 /// Keys of a credentials Secret.
 pub const KEY_ACCESS_KEY: &str = "accessKey";
@@ -84,8 +85,12 @@ pub struct AccountAccess {
 }
 
 /// Reads one Secret; `None` when it does not exist.
-async fn read_secret(secrets: &Api<Secret>, namespace: &str, name: &str) -> Result<Secret, CredentialError> {
-    match secrets.get_opt(name).await {
+async fn read_secret(
+    secrets: &NamespaceSecrets<'_>,
+    namespace: &str,
+    name: &str,
+) -> Result<Arc<Secret>, CredentialError> {
+    match secrets.get(name).await {
         Ok(Some(secret)) => Ok(secret),
         Ok(None) => Err(CredentialError::SecretNotFound { namespace: namespace.into(), name: name.into() }),
         Err(e) => {
@@ -169,7 +174,7 @@ async fn default_credentials(
 pub async fn resolve(
     spec: &RedisMigrationSpec,
     namespace: &str,
-    secrets: &Api<Secret>,
+    secrets: &NamespaceSecrets<'_>,
     defaults: &Defaults,
     identities: &Identities,
 ) -> Result<AccountAccess, CredentialError> {
@@ -210,7 +215,7 @@ pub async fn resolve(
 pub async fn password(
     reference: &SecretKeyRef,
     namespace: &str,
-    secrets: &Api<Secret>,
+    secrets: &NamespaceSecrets<'_>,
 ) -> Result<SecretString, CredentialError> {
     let secret = read_secret(secrets, namespace, &reference.name).await?;
     required(&secret, namespace, &reference.key).map(SecretString::from)

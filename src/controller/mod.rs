@@ -15,6 +15,7 @@ pub mod observed;
 pub mod pass;
 pub mod reconcile;
 pub mod requests;
+pub mod secret_cache;
 pub mod secrets;
 pub mod status;
 pub mod switchover;
@@ -62,6 +63,7 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
     let (triggers, woken) = mpsc::unbounded_channel::<ObjectRef<RedisMigration>>();
     let events = Events::new(client.clone(), FIELD_MANAGER, std::env::var("POD_NAME").ok());
     let (sweeps, swept) = mpsc::unbounded_channel();
+    let secret_cache = Arc::new(secret_cache::SecretCache::default());
     let concurrency = config.settings.concurrency;
     let tenancy = config.defaults.tenancy.clone();
     let namespace_wakes = triggers.clone();
@@ -72,7 +74,7 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         config.identities,
         events,
         config.settings,
-        secrets::Guard::new(sweeps.clone()),
+        secrets::Guard::new(sweeps.clone(), secret_cache.clone()),
     ));
     let (store, objects) =
         redis_migrations(&client, config.watch_namespace.as_deref(), config.label_selector.as_deref());
@@ -82,16 +84,22 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
     tokio::spawn(report_synced(store.clone(), config.health.clone()));
     let watch_namespace = config.watch_namespace.clone();
     tokio::spawn(tenancy::watch(client.clone(), watch_namespace, tenancy, store.clone(), namespace_wakes));
-    // Secrets are watched by metadata only (no data, no cache) and mapped to the resources that
-    // reference them by name, so a fixed or rotated Secret wakes exactly those.
+    // Secrets are watched by metadata only (no data) and mapped to the resources that reference
+    // them by name, so a fixed or rotated Secret wakes exactly those; their versions tell the
+    // Secret cache when what it read is out of date.
     let guard_ctx = ctx.clone();
+    let versions = secret_cache.clone();
     let secret_events = watcher(
         scoped::<PartialObjectMeta<Secret>>(&client, config.watch_namespace.as_deref()),
         watcher::Config::default(),
     )
+    .inspect(move |event| match event {
+        Ok(event) => versions.observe(event),
+        Err(_) => versions.lost(),
+    })
     .touched_objects()
     .inspect_ok(move |secret| guard_ctx.guard.observe(secret));
-    tokio::spawn(secrets::sweep(client, store.clone(), swept, sweeps));
+    tokio::spawn(secrets::sweep(client, store.clone(), secret_cache, swept, sweeps));
     controller
         .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| referencing(&store, &secret))
         .reconcile_on(backlogged(woken, config.metrics.clone()))

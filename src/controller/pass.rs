@@ -9,10 +9,10 @@ use super::credentials::{self, AccountAccess};
 use super::names::{ANNOTATION_CREATE_PENDING, ANNOTATION_PAUSED, FIELD_MANAGER, FINALIZER};
 use super::naming::{self, default_task_name};
 use super::observed::{Remote, RemoteTask};
+use super::secret_cache::NamespaceSecrets;
 use super::status::{self, Facts};
 use crate::crd::{LastError, Phase, Progress, RedisMigration, RedisMigrationStatus, SwitchoverStatus};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -54,7 +54,7 @@ pub struct Pass<'c> {
     pub rm: Arc<RedisMigration>,
     pub ctx: &'c Context,
     pub api: Api<RedisMigration>,
-    pub secrets: Api<Secret>,
+    pub secrets: NamespaceSecrets<'c>,
     pub namespace: String,
     /// The status as last written (starts as the object's).
     pub written: RedisMigrationStatus,
@@ -69,7 +69,7 @@ impl<'c> Pass<'c> {
         });
         Ok(Self {
             api: Api::namespaced(ctx.client.clone(), &namespace),
-            secrets: Api::namespaced(ctx.client.clone(), &namespace),
+            secrets: NamespaceSecrets::new(ctx.client.clone(), &namespace, &ctx.guard.cache),
             written: rm.status.clone().unwrap_or_default(),
             rm,
             ctx,

@@ -5,16 +5,15 @@
 
 use super::conditions::Problem;
 use super::credentials;
+use super::secret_cache::NamespaceSecrets;
 use crate::crd::{BackupSource, Method, MigrationType, RedisEndpoint, RedisMigrationSpec, ResumeMode, SecretKeyRef};
 use crate::dcs::model::*;
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
 use secrecy::SecretString;
 
 /// Where the passwords of one resource are read from.
 pub struct Passwords<'a> {
     pub namespace: &'a str,
-    pub secrets: &'a Api<Secret>,
+    pub secrets: &'a NamespaceSecrets<'a>,
 }
 
 impl Passwords<'_> {

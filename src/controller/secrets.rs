@@ -4,6 +4,7 @@
 //! finalizer comes off as soon as no live resource references the Secret.
 
 use super::names::FINALIZER;
+use super::secret_cache::SecretCache;
 use crate::crd::RedisMigration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -12,7 +13,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -27,11 +28,13 @@ pub type SecretKey = (String, String);
 pub struct Guard {
     protected: Mutex<HashSet<SecretKey>>,
     sweeps: mpsc::UnboundedSender<SecretKey>,
+    /// The referenced Secrets as last read, while the watch says they are unchanged.
+    pub cache: Arc<SecretCache>,
 }
 
 impl Guard {
-    pub fn new(sweeps: mpsc::UnboundedSender<SecretKey>) -> Self {
-        Self { protected: Mutex::new(HashSet::new()), sweeps }
+    pub fn new(sweeps: mpsc::UnboundedSender<SecretKey>, cache: Arc<SecretCache>) -> Self {
+        Self { protected: Mutex::new(HashSet::new()), sweeps, cache }
     }
 
     /// Records a Secret event of the metadata watch; Secrets that carry the finalizer are
@@ -65,8 +68,12 @@ impl Guard {
             finalizers.push(SECRET_FINALIZER.to_owned());
             let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version()}});
             match api.patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                Ok(_) => {
-                    self.protected.lock().expect("protected lock").insert((ns.clone(), name.to_owned()));
+                Ok(patched) => {
+                    let key = (ns.clone(), name.to_owned());
+                    if let (Some(before), Some(after)) = (meta.resource_version(), patched.resource_version()) {
+                        self.cache.metadata_patched(&key, &before, &after);
+                    }
+                    self.protected.lock().expect("protected lock").insert(key);
                 }
                 // Another reconcile protected it (or it changed) meanwhile: the next pass looks again.
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -116,6 +123,7 @@ fn need(store: &Store<RedisMigration>, (ns, name): &SecretKey) -> Need {
 pub async fn sweep(
     client: kube::Client,
     store: Store<RedisMigration>,
+    cache: Arc<SecretCache>,
     mut queue: mpsc::UnboundedReceiver<SecretKey>,
     retry: mpsc::UnboundedSender<SecretKey>,
 ) {
@@ -141,6 +149,7 @@ pub async fn sweep(
                 });
             }
             Need::Free => {
+                cache.forget(&key);
                 if let Err(e) = unprotect(&client, &key).await {
                     tracing::debug!(namespace = key.0, secret = key.1, error = %e, "could not remove the in-use finalizer; retrying");
                     let retry = retry.clone();
