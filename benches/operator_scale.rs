@@ -50,13 +50,14 @@
 mod e2e;
 #[path = "../tests/support/mod.rs"]
 mod support;
+use support::audit::{Agent, Request, read_audit};
 
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -507,90 +508,6 @@ fn per_minute(count: u64, from: i64, to: i64) -> f64 {
 }
 
 // ---- the API server's audit log (design §7) ----------------------------------------------------------------------
-
-/// Whose request an audit entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Agent {
-    /// `dcs-migration-operator/<version>`.
-    Ours,
-    /// Kopf (`kopf/<version>`): the peer.
-    Peer,
-}
-
-/// One request to the API server, as the audit log has it (watches counted once, when they start).
-#[derive(Debug, Clone)]
-struct Request {
-    agent: Agent,
-    at_ms: i64,
-    verb: String,
-    /// `resource` or `resource/subresource`.
-    resource: String,
-    /// `namespace/name` of the object, when the request names one.
-    key: Option<String>,
-}
-
-impl Request {
-    fn is_write(&self) -> bool {
-        matches!(self.verb.as_str(), "create" | "update" | "patch" | "delete" | "deletecollection")
-    }
-
-    fn on_migration(&self) -> bool {
-        self.resource == "redismigrations" || self.resource.starts_with("redismigrations/")
-    }
-
-    fn on_events(&self) -> bool {
-        self.resource == "events"
-    }
-
-    fn label(&self) -> String {
-        format!("{} {}", self.verb, self.resource)
-    }
-}
-
-/// The operator's and the peer's requests in the audit log (others' are skipped).
-fn read_audit(path: &Path) -> Vec<Request> {
-    use std::io::BufRead;
-    let Ok(file) = std::fs::File::open(path) else {
-        eprintln!("no audit log at {}", path.display());
-        return vec![];
-    };
-    let mut out = vec![];
-    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
-        // Cheap filter before parsing: most lines are the bench's or the API server's own.
-        let agent = if line.contains("\"userAgent\":\"dcs-migration-operator/") {
-            Agent::Ours
-        } else if line.contains("\"userAgent\":\"kopf/") {
-            Agent::Peer
-        } else {
-            continue;
-        };
-        let Ok(e) = serde_json::from_str::<Value>(&line) else { continue };
-        let verb = e["verb"].as_str().unwrap_or("?").to_owned();
-        let stage = e["stage"].as_str().unwrap_or("");
-        let counted = if verb == "watch" { stage == "ResponseStarted" } else { stage == "ResponseComplete" };
-        if !counted {
-            continue;
-        }
-        let Some(at_ms) = e["requestReceivedTimestamp"]
-            .as_str()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map(|t| t.as_millisecond())
-        else {
-            continue;
-        };
-        let r = &e["objectRef"];
-        let mut resource = r["resource"].as_str().unwrap_or("-").to_owned();
-        if let Some(sub) = r["subresource"].as_str() {
-            resource = format!("{resource}/{sub}");
-        }
-        let key = match (r["namespace"].as_str(), r["name"].as_str()) {
-            (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
-            _ => None,
-        };
-        out.push(Request { agent, at_ms, verb, resource, key });
-    }
-    out
-}
 
 fn requests_by_label<'a>(requests: impl Iterator<Item = &'a Request>) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();

@@ -152,18 +152,26 @@ fn learn(status: &mut RedisMigrationStatus, facts: &Facts<'_>, phase: Phase) {
     }
 }
 
-/// New counters are written when they differ, and, while the phase holds, at most once per
-/// `progress_interval`: progress moves slowly, and every write is load on the API server.
+/// New counters are written when they differ: with a phase change, or, while the phase holds, at most once per
+/// `progress_interval` since the status was last written for either (the phase's own write counts, so the first
+/// sample of a phase waits too): progress moves slowly, and every write is load on the API server.
 fn progress_due(facts: &Facts<'_>, new: &Progress, phase: Phase) -> bool {
-    let Some(prior) = &facts.prior.progress else { return true };
+    let prior = &facts.prior;
     let counters = |p: &Progress| Progress { updated_at: None, ..p.clone() };
-    if counters(prior) == counters(new) {
+    if prior.progress.as_ref().is_some_and(|p| counters(p) == counters(new)) {
         return false;
     }
-    let written = prior.updated_at.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
-    let age = written.map(|t| facts.now.duration_since(t));
+    if prior.phase != Some(phase) {
+        return true;
+    }
+    let written =
+        [prior.progress.as_ref().and_then(|p| p.updated_at.as_deref()), prior.last_phase_transition_time.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.parse::<Timestamp>().ok())
+            .max();
     let interval = jiff::SignedDuration::try_from(facts.progress_interval).unwrap_or(jiff::SignedDuration::ZERO);
-    facts.prior.phase != Some(phase) || age.is_none_or(|age| age >= interval)
+    written.is_none_or(|t| facts.now.duration_since(t) >= interval)
 }
 
 /// `Synced` says whether the last exchange with the API went through; a spec the API refused
@@ -594,6 +602,15 @@ mod tests {
         assert_eq!(later.progress.as_ref().and_then(|p| p.percent), Some(20), "written once the interval passed");
         let same = next(&later, 20, at(120));
         assert_eq!(same, later, "unchanged counters are not written again");
+        let entered = RedisMigrationStatus {
+            progress: None,
+            last_phase_transition_time: Some(f.now.to_string()),
+            ..first.clone()
+        };
+        let early = next(&entered, 20, at(1));
+        assert_eq!(early, entered, "the phase was just written: its first sample waits for the interval too");
+        let due = next(&entered, 20, at(30));
+        assert_eq!(due.progress.as_ref().and_then(|p| p.percent), Some(20), "and is written once it passed");
         let streaming = Remote::Present(task("INCRMIGEATING"));
         let done = facts(&online, &first, &streaming);
         assert_eq!(compute(&done).progress.and_then(|p| p.percent), Some(100), "a phase change shows at once");

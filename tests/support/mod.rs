@@ -27,6 +27,8 @@
 //! and Deployments never get Pods.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod audit;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,

@@ -1,0 +1,51 @@
+//! What the operator costs the API server, read from the control plane's audit log by the operator's user agent
+//! (design.md §7): reads of Secrets and writes to RedisMigrations from apply to Ready.
+
+mod e2e;
+mod support;
+
+use e2e::{Env, Operator};
+use std::time::Duration;
+use support::audit::{Agent, read_audit};
+
+const PHASE: Duration = Duration::from_millis(400);
+const CONVERGE: Duration = Duration::from_secs(60);
+const IMPORTS: usize = 4;
+
+#[tokio::test]
+async fn referenced_secrets_are_read_once_per_version_and_an_import_costs_five_writes() {
+    let audit_log = support::control_plane_with_audit().audit_log();
+    let env = Env::new("api-cost", PHASE).await;
+    let op = Operator::start(&env);
+    let base = env.example("backup-import-obs.yaml");
+    let names: Vec<String> = (0..IMPORTS).map(|i| format!("import-{i}")).collect();
+    for name in &names {
+        env.apply(&base.replace("name: import-from-obs", &format!("name: {name}")));
+    }
+    for name in &names {
+        env.wait_condition(name, "Ready", "True", None, CONVERGE).await;
+    }
+    // A little longer than a tick: nothing more is written for a resource that stays Succeeded.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let prefix = format!("{}/", env.ns);
+    let ours: Vec<_> = read_audit(&audit_log)
+        .into_iter()
+        .filter(|r| r.agent == Agent::Ours && r.key.as_deref().is_some_and(|k| k.starts_with(&prefix)))
+        .collect();
+    let secret_reads = ours.iter().filter(|r| r.verb == "get" && r.resource == "secrets").count();
+    // Two Secrets (credentials, passwords): each read for its in-use finalizer and once for its data, whatever
+    // the number of resources and passes.
+    assert!(secret_reads <= 4, "{secret_reads} Secret reads for {IMPORTS} imports of two Secrets");
+    for name in &names {
+        let key = format!("{prefix}{name}");
+        let writes: Vec<String> = ours
+            .iter()
+            .filter(|r| r.key.as_deref() == Some(key.as_str()) && r.on_migration() && r.is_write() && r.code < 300)
+            .map(|r| r.label())
+            .collect();
+        // The create-pending mark with the finalizer, the mark cleared, Creating, FullMigrating, Succeeded.
+        assert!(writes.len() <= 5, "{name}: {} writes to reach Ready: {writes:?}", writes.len());
+    }
+    env.assert_no_secret_leaked(&[op.logs()]);
+}
