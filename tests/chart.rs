@@ -245,7 +245,7 @@ fn deployment_runs_the_operator_as_the_design_says() {
             "--progress-update-interval",
             "30s",
             "--streaming-progress-interval",
-            "1m",
+            "2m",
             "--log-format",
             "json",
             "--leader-elect",

@@ -91,8 +91,9 @@ pub struct TimingArgs {
     #[arg(long, env = "PROGRESS_UPDATE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub progress_update_interval: Duration,
     /// A streaming task's progress (offset and rates; its full copy is done) is read at most this
-    /// often; a full migration's as often as its percentage may move (every 5 ticks).
-    #[arg(long, env = "STREAMING_PROGRESS_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    /// often; a full migration's as often as status may show it (`--progress-update-interval`).
+    /// Each state's first read comes one interval into it.
+    #[arg(long, env = "STREAMING_PROGRESS_INTERVAL", default_value = "2m", value_parser = parse_duration)]
     pub streaming_progress_interval: Duration,
 }
 
@@ -153,7 +154,7 @@ impl DcsArgs {
     fn accounts(&self, timing: &TimingArgs) -> account::Settings {
         account::Settings {
             tick: timing.tick,
-            stats_interval: (timing.tick * 5).max(Duration::from_secs(5)),
+            stats_interval: timing.progress_update_interval.max(timing.tick),
             streaming_stats_interval: timing.streaming_progress_interval,
             rate_limit: RateLimit { qps: self.qps, burst: self.burst },
             retry: RetryPolicy::default(),

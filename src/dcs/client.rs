@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -129,10 +130,41 @@ pub struct DcsClient {
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    budget: Arc<Budget>,
     /// Places on the wire (`ClientConfig::in_flight`).
     wire: Option<Arc<Semaphore>>,
     observer: Option<Arc<dyn CallObserver>>,
+}
+
+/// The account's rate limit, and how many calls wait for it.
+struct Budget {
+    limiter: DefaultDirectRateLimiter,
+    waiting: AtomicUsize,
+}
+
+impl Budget {
+    /// Waits until the rate limit lets one call through, counted among the waiting meanwhile (also when the
+    /// wait is abandoned).
+    async fn until_ready(&self) {
+        let _waiting = Waiting::on(&self.waiting);
+        self.limiter.until_ready().await;
+    }
+}
+
+/// One call counted among those waiting for the rate limit, while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn on(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for DcsClient {
@@ -198,6 +230,12 @@ impl DcsClient {
         self.derived(ClientConfig { retry, ..self.inner.config.clone() }, self.inner.wire.clone())
     }
 
+    /// True while some call of this account waits for the rate limit: what can wait (progress counters) gives
+    /// way to what changes state.
+    pub fn budget_contended(&self) -> bool {
+        self.inner.budget.waiting.load(Ordering::SeqCst) > 0
+    }
+
     /// The same client without the bound on exchanges on the wire (for calls whose callers hold no
     /// reconcile slot: an account's observation loop and its batches).
     pub fn unbounded(&self) -> Self {
@@ -210,7 +248,7 @@ impl DcsClient {
             inner: Arc::new(Inner {
                 http: inner.http.clone(),
                 config,
-                limiter: inner.limiter.clone(),
+                budget: inner.budget.clone(),
                 wire,
                 observer: inner.observer.clone(),
             }),
@@ -233,9 +271,9 @@ impl DcsClient {
             .pool_max_idle_per_host(8)
             .build()
             .map_err(|e| DcsError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
-        let limiter = Arc::new(RateLimiter::direct(quota));
+        let budget = Arc::new(Budget { limiter: RateLimiter::direct(quota), waiting: AtomicUsize::new(0) });
         let wire = config.in_flight.map(|bound| Arc::new(Semaphore::new(bound.calls)));
-        Ok(Self { inner: Arc::new(Inner { http, config, limiter, wire, observer }) })
+        Ok(Self { inner: Arc::new(Inner { http, config, budget, wire, observer }) })
     }
 
     /// The endpoint this client talks to.
@@ -467,7 +505,7 @@ impl DcsClient {
     /// One attempt, signed with the credentials current when it is sent; a 401 tells their provider.
     async fn exchange(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
         let config = &self.inner.config;
-        self.inner.limiter.until_ready().await;
+        self.inner.budget.until_ready().await;
         let operation = call.operation;
         let _place = self.place_on_the_wire().await?;
         let credentials = config.credentials.current().await.map_err(|message| DcsError::NoCredentials { message })?;
@@ -628,6 +666,23 @@ fn sanitize_decode_error(e: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_call_waiting_for_the_rate_limit_is_counted_until_it_passes_or_is_abandoned() {
+        let quota = Quota::with_period(Duration::from_secs(60)).unwrap().allow_burst(NonZeroU32::new(1).unwrap());
+        let budget = Arc::new(Budget { limiter: RateLimiter::direct(quota), waiting: AtomicUsize::new(0) });
+        budget.until_ready().await;
+        assert_eq!(budget.waiting.load(Ordering::SeqCst), 0, "a call that passed at once waits no more");
+        let waiter = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.until_ready().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(budget.waiting.load(Ordering::SeqCst), 1);
+        waiter.abort();
+        let _ = waiter.await;
+        assert_eq!(budget.waiting.load(Ordering::SeqCst), 0, "an abandoned wait is no longer counted");
+    }
 
     #[test]
     fn decode_errors_never_repeat_values_from_the_body() {

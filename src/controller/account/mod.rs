@@ -272,7 +272,7 @@ impl Account {
         let start = *refreshed.borrow_and_update();
         {
             let mut view = self.view();
-            view.register(task_id, owner, Instant::now());
+            view.register(task_id, owner);
             if !fresh && let Some(remote) = view.current(task_id, start) {
                 return Ok(remote);
             }
@@ -302,7 +302,7 @@ impl Account {
     pub fn observe_later(&self, task_id: &str, owner: ObjectRef<RedisMigration>) -> Option<Result<Remote, DcsError>> {
         {
             let mut view = self.view();
-            view.register(task_id, owner.clone(), Instant::now());
+            view.register(task_id, owner.clone());
             if let Some(answer) = view.answer(task_id) {
                 return Some(answer);
             }
@@ -316,7 +316,7 @@ impl Account {
     pub fn ask_for_look(&self, task_id: &str, owner: ObjectRef<RedisMigration>) {
         {
             let mut view = self.view();
-            view.register(task_id, owner, Instant::now());
+            view.register(task_id, owner);
             view.ask(task_id);
         }
         self.wake.notify_one();
@@ -326,7 +326,7 @@ impl Account {
     /// stop, ...), so that reconciles see it at once and an older observation cannot undo it.
     pub fn record(&self, task: &RemoteTask, owner: ObjectRef<RedisMigration>) {
         let mut view = self.view();
-        view.register(&task.task_id, owner, Instant::now());
+        view.register(&task.task_id, owner);
         view.record(task, Instant::now());
     }
 

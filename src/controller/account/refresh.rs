@@ -112,10 +112,14 @@ impl Account {
         }
     }
 
-    /// Progress counters of moving tasks whose stats are due. At most a quarter of the account's
-    /// call budget for one tick goes to them, so that observation keeps its place under the rate
-    /// limit.
+    /// Progress counters of moving tasks whose stats are due. They take only budget nobody waits for, and at
+    /// most a quarter of the account's call budget for one tick, so that observation keeps its place under
+    /// the rate limit.
     async fn due_stats(&self) -> Vec<(String, MigrationStats)> {
+        if self.looker.budget_contended() {
+            // Creates, configures and stops are waiting for the rate limit: the counters stay due.
+            return Vec::new();
+        }
         let budget = ((self.settings.rate_limit.qps * self.settings.tick.as_secs_f64()) / 4.0).max(1.0) as usize;
         let intervals = (self.settings.stats_interval, self.settings.streaming_stats_interval);
         let due = self.view().due_stats(Instant::now(), intervals, budget);

@@ -64,7 +64,9 @@ struct Watched {
     /// Refresh count at which this task was last observed.
     seen_at: u64,
     stats: Option<MigrationStats>,
-    stats_due: Instant,
+    /// When the counters are next read; `None` until the task is first seen moving in its current state
+    /// (they are first read one interval later: status shows no counters sooner, see `status::progress_due`).
+    stats_due: Option<Instant>,
     /// When this operator last changed the task (configure, stop, ...): observations from a
     /// refresh that started earlier predate the change and are ignored.
     acted_at: Option<Instant>,
@@ -131,13 +133,13 @@ pub const SHARED_WALK_PAGES: usize = 3;
 
 impl View {
     /// Watches a task for `owner` (again, or anew).
-    pub fn register(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>, now: Instant) {
+    pub fn register(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>) {
         let watched = self.watched.entry(task_id.to_owned()).or_insert_with(|| Watched {
             owner: owner.clone(),
             seen: None,
             seen_at: 0,
             stats: None,
-            stats_due: now,
+            stats_due: None,
             acted_at: None,
             deleted: false,
             awaited_since: None,
@@ -357,8 +359,8 @@ impl View {
             watched.seen = Some(next);
             watched.seen_at = refreshes;
             if changed {
-                // A new state: its counters are worth a look at the next tick.
-                watched.stats_due = started;
+                // A new state: its counters are read one interval into it.
+                watched.stats_due = None;
                 wake.push(watched.owner.clone());
             }
         }
@@ -386,20 +388,28 @@ impl View {
     }
 
     /// The moving tasks whose progress counters are due, most overdue first, at most `budget`;
-    /// each is due again one interval later: `(full, streaming)`, by what the task is doing.
+    /// each is due one interval after it is first seen moving in its state, and again one interval after
+    /// each read: `(full, streaming)`, by what the task is doing.
     pub fn due_stats(&mut self, now: Instant, (full, streaming): (Duration, Duration), budget: usize) -> Vec<String> {
-        let mut due: Vec<(Instant, &String, &mut Watched)> = self
-            .watched
-            .iter_mut()
-            .filter(|(_, w)| w.stats_due <= now && matches!(&w.seen, Some(Seen::Present(t)) if moving(t.state())))
-            .map(|(id, w)| (w.stats_due, id, w))
-            .collect();
+        let mut due: Vec<(Instant, &String, &mut Watched)> = Vec::new();
+        for (id, w) in self.watched.iter_mut() {
+            let Some(Seen::Present(task)) = &w.seen else { continue };
+            if !moving(task.state()) {
+                continue;
+            }
+            let interval = if task.state() == TaskState::IncrementalMigrating { streaming } else { full };
+            match w.stats_due {
+                None => w.stats_due = Some(now + interval),
+                Some(at) if at <= now => due.push((at, id, w)),
+                Some(_) => {}
+            }
+        }
         due.sort_by_key(|(at, _, _)| *at);
         due.into_iter()
             .take(budget)
             .map(|(_, id, w)| {
                 let streams = matches!(&w.seen, Some(Seen::Present(t)) if t.state() == TaskState::IncrementalMigrating);
-                w.stats_due = now + if streams { streaming } else { full };
+                w.stats_due = Some(now + if streams { streaming } else { full });
                 id.clone()
             })
             .collect()
@@ -453,8 +463,8 @@ mod tests {
     fn refreshes_wake_owners_only_when_their_task_changes() {
         let t0 = Instant::now();
         let mut view = View::default();
-        view.register("a", owner("a"), t0);
-        view.register("b", owner("b"), t0);
+        view.register("a", owner("a"));
+        view.register("b", owner("b"));
         let steps: Vec<(Result<Observed, DcsError>, Vec<&str>)> = vec![
             (listed(&[task("a", "MIGRATING"), task("b", "MIGRATING")]), vec![]),
             (listed(&[task("a", "MIGRATING"), task("b", "MIGRATING")]), vec![]),
@@ -474,7 +484,7 @@ mod tests {
     fn a_task_counts_as_gone_only_when_two_complete_walks_miss_it() {
         let t0 = Instant::now();
         let mut view = View::default();
-        view.register("a", owner("a"), t0);
+        view.register("a", owner("a"));
         view.apply(listed(&[task("a", "MIGRATING")]), t0);
         view.apply(listed(&[]), t0);
         assert_eq!(view.current("a", view.refreshes), Some(Remote::Present(task("a", "MIGRATING"))));
@@ -488,7 +498,7 @@ mod tests {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(1);
         let mut view = View::default();
-        view.register("a", owner("a"), t0);
+        view.register("a", owner("a"));
         view.record(&task("a", "FULLMIGRATING"), later);
         view.apply(listed(&[task("a", "RUNNING")]), t0);
         assert_eq!(view.current("a", view.refreshes), Some(Remote::Present(task("a", "FULLMIGRATING"))));
@@ -500,7 +510,7 @@ mod tests {
     fn an_ask_is_answered_by_the_first_refresh_after_it() {
         let t0 = Instant::now();
         let mut view = View::default();
-        view.register("a", owner("a"), t0);
+        view.register("a", owner("a"));
         view.apply(listed(&[task("a", "MIGRATING")]), t0);
         view.ask("a");
         assert!(view.answer("a").is_none(), "no refresh since the ask");
@@ -514,7 +524,7 @@ mod tests {
         let t0 = Instant::now();
         let mut view = View::default();
         assert_eq!(view.plan(), None);
-        view.register("a", owner("a"), t0);
+        view.register("a", owner("a"));
         assert_eq!(view.plan(), Some(Plan::Walk));
         view.apply(Ok(Observed { complete: true, project_tasks: Some(5_000), ..Default::default() }), t0);
         assert_eq!(view.plan(), Some(Plan::Show(vec!["a".into()])));
@@ -523,24 +533,23 @@ mod tests {
     }
 
     #[test]
-    fn progress_is_read_for_moving_tasks_within_the_budget_most_overdue_first() {
+    fn progress_is_read_one_interval_into_a_state_and_within_the_budget_most_overdue_first() {
         let t0 = Instant::now();
         let mut view = View::default();
         for id in ["a", "b", "c"] {
-            view.register(id, owner(id), t0);
+            view.register(id, owner(id));
         }
         view.apply(listed(&[task("a", "FULLMIGRATING"), task("b", "SUCCESS"), task("c", "INCRMIGEATING")]), t0);
         let intervals = (Duration::from_secs(10), Duration::from_secs(60));
-        let mut due = view.due_stats(t0, intervals, 5);
+        let at = |secs| t0 + Duration::from_secs(secs);
+        assert!(view.due_stats(t0, intervals, 5).is_empty(), "nothing is read as a state begins");
+        assert!(view.due_stats(at(5), intervals, 5).is_empty());
+        assert_eq!(view.due_stats(at(10), intervals, 5), vec!["a"], "a streaming task waits longer");
+        assert!(view.due_stats(at(15), intervals, 5).is_empty());
+        let mut due = view.due_stats(at(60), intervals, 5);
         due.sort();
         assert_eq!(due, vec!["a", "c"]);
-        assert!(view.due_stats(t0 + Duration::from_secs(5), intervals, 5).is_empty());
-        assert_eq!(
-            view.due_stats(t0 + Duration::from_secs(10), intervals, 5),
-            vec!["a"],
-            "a streaming task waits longer"
-        );
-        assert_eq!(view.due_stats(t0 + Duration::from_secs(60), intervals, 1).len(), 1, "within the budget");
+        assert_eq!(view.due_stats(at(130), intervals, 1).len(), 1, "within the budget");
     }
 
     #[test]
@@ -576,14 +585,14 @@ mod tests {
     fn a_task_seen_ended_a_few_times_with_nobody_asking_is_no_longer_watched() {
         let t0 = Instant::now();
         let mut view = View::default();
-        view.register("a", owner("a"), t0);
-        view.register("b", owner("b"), t0);
+        view.register("a", owner("a"));
+        view.register("b", owner("b"));
         for _ in 0..QUIET_REFRESHES {
             view.apply(listed(&[task("a", "SUCCESS"), task("b", "INCRMIGEATING")]), t0);
         }
         assert_eq!(view.load(), (1, 0), "the ended task is dropped, the streaming one stays");
         assert_eq!(view.plan(), Some(Plan::Walk));
-        view.register("a", owner("a"), t0);
+        view.register("a", owner("a"));
         view.ask("a");
         for _ in 0..QUIET_REFRESHES + 1 {
             view.apply(listed(&[task("a", "SUCCESS"), task("b", "INCRMIGEATING")]), t0);
