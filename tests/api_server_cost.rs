@@ -13,10 +13,10 @@ const CONVERGE: Duration = Duration::from_secs(60);
 const IMPORTS: usize = 4;
 
 #[tokio::test]
-async fn referenced_secrets_are_read_once_per_version_and_an_import_costs_five_writes() {
+async fn secrets_are_read_once_per_version_and_burst_and_an_import_costs_five_writes() {
     let audit_log = support::control_plane_with_audit().audit_log();
     let env = Env::new("api-cost", PHASE).await;
-    let op = Operator::start(&env);
+    let mut op = Operator::start(&env);
     let base = env.example("backup-import-obs.yaml");
     let names: Vec<String> = (0..IMPORTS).map(|i| format!("import-{i}")).collect();
     for name in &names {
@@ -47,5 +47,21 @@ async fn referenced_secrets_are_read_once_per_version_and_an_import_costs_five_w
         // The create-pending mark with the finalizer, the mark cleared, Creating, FullMigrating, Succeeded.
         assert!(writes.len() <= 5, "{name}: {} writes to reach Ready: {writes:?}", writes.len());
     }
+
+    // A restarted operator has read nothing yet; its deletion passes start together and share one read per Secret.
+    let restarted = jiff::Timestamp::now().as_millisecond();
+    op.restart(&[]);
+    let out = env.kubectl(&["delete", "rmig", "--all", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reads_since = |from: i64| {
+        read_audit(&audit_log)
+            .into_iter()
+            .filter(|r| r.agent == Agent::Ours && r.at_ms >= from && r.verb == "get" && r.resource == "secrets")
+            .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(&prefix)))
+            .count()
+    };
+    // The credentials Secret's data once, and each Secret's metadata once when its in-use finalizer goes.
+    let reads = reads_since(restarted);
+    assert!(reads <= 3, "{reads} Secret reads to delete {IMPORTS} resources after a restart");
     env.assert_no_secret_leaked(&[op.logs()]);
 }

@@ -12,11 +12,21 @@ use kube::runtime::watcher::Event;
 use kube::{Api, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Secrets read, and the version the watch says each Secret is at.
 #[derive(Default)]
 pub struct SecretCache {
     state: Mutex<State>,
+    /// One fetch per Secret at a time: passes that ask while it runs take its answer (a mass delete or a
+    /// restart starts dozens of passes on the same Secrets at once).
+    fetches: Mutex<HashMap<SecretKey, Arc<tokio::sync::Mutex<Option<Fetched>>>>>,
+}
+
+/// The answer of the last fetch of a Secret, and when that fetch started.
+struct Fetched {
+    started: Instant,
+    secret: Option<Arc<Secret>>,
 }
 
 #[derive(Default)]
@@ -75,12 +85,35 @@ impl SecretCache {
         self.state.lock().expect("secret cache lock").versions = None;
     }
 
-    /// The Secret `name` of `api`'s namespace as it is now; `None` when it does not exist.
+    /// The Secret `name` of `api`'s namespace as it is now; `None` when it does not exist. A fetch that
+    /// started after this call is as fresh as its own would be: its answer is taken.
     async fn get(&self, api: &Api<Secret>, namespace: &str, name: &str) -> Result<Option<Arc<Secret>>, kube::Error> {
+        let asked = Instant::now();
         let key = (namespace.to_owned(), name.to_owned());
         if let Some(secret) = self.current(&key) {
             return Ok(Some(secret));
         }
+        let slot = self.fetches.lock().expect("fetches lock").entry(key.clone()).or_default().clone();
+        let mut last = slot.lock().await;
+        if let Some(fetched) = last.as_ref().filter(|f| f.started >= asked) {
+            return Ok(fetched.secret.clone());
+        }
+        if let Some(secret) = self.current(&key) {
+            return Ok(Some(secret));
+        }
+        let started = Instant::now();
+        let secret = self.fetch(api, key.clone(), name).await?;
+        *last = Some(Fetched { started, secret: secret.clone() });
+        drop(last);
+        let mut fetches = self.fetches.lock().expect("fetches lock");
+        // Nobody else holds the slot (the map and this call do): it goes.
+        if Arc::strong_count(&slot) == 2 {
+            fetches.remove(&key);
+        }
+        Ok(secret)
+    }
+
+    async fn fetch(&self, api: &Api<Secret>, key: SecretKey, name: &str) -> Result<Option<Arc<Secret>>, kube::Error> {
         let Some(secret) = api.get_opt(name).await? else { return Ok(None) };
         let version = secret.resource_version().unwrap_or_default();
         let kept = Arc::new(Secret {
