@@ -49,8 +49,9 @@ pub struct State {
     pub job_id: Option<String>,
     /// The provisioning job was read in this pass.
     pub job_read: bool,
-    /// The provisioning job was read by a pass less than [`JOB_POLL`] ago: while the task provisions it is
-    /// not read again yet (a failure is still explained at once).
+    /// The provisioning job was read by a pass, or the task began provisioning, less than [`JOB_POLL`] ago:
+    /// while the task provisions its job is not read yet (a failure is still explained at once). Most jobs
+    /// finish well within that: they are never read.
     pub job_polled_recently: bool,
     /// The failed task's log was read in this pass.
     pub failure_read: bool,

@@ -106,6 +106,12 @@ impl<'c> Pass<'c> {
         self.annotation(ANNOTATION_PAUSED) == Some("true")
     }
 
+    /// True when status says the current phase began less than `within` ago.
+    pub fn phase_entered_within(&self, within: Duration) -> bool {
+        let entered = self.written.last_phase_transition_time.as_deref().and_then(|t| t.parse::<Timestamp>().ok());
+        entered.is_some_and(|t| Timestamp::now().duration_since(t).unsigned_abs() < within)
+    }
+
     pub fn has_finalizer(&self) -> bool {
         self.rm.finalizers().iter().any(|f| f == FINALIZER)
     }

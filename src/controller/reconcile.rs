@@ -115,7 +115,9 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     };
     let known = known_task_id(&pass.rm.spec, &pass.written).is_some();
     let mut state = State::new(pass.create_mark(), pass.written.switchover.clone(), known, handled.is_some());
-    state.job_polled_recently = ctx.job_polled_within(&pass.owner(), decision::JOB_POLL);
+    state.job_polled_recently = !known
+        || ctx.job_polled_within(&pass.owner(), decision::JOB_POLL)
+        || pass.phase_entered_within(decision::JOB_POLL);
     if !pass.has_finalizer() && decide(&pass, &state) != Step::MarkCreatePending {
         // Before any remote call (a create's mark carries the finalizer with it).
         pass.add_finalizer().await?;
