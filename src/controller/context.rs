@@ -6,6 +6,7 @@ use super::credentials::Defaults;
 use super::events::Events;
 use super::identity::Identities;
 use super::secrets::Guard;
+use super::written::Written;
 use crate::crd::RedisMigration;
 use kube::runtime::reflector::ObjectRef;
 use rand::Rng;
@@ -47,6 +48,8 @@ pub struct Context {
     pub settings: Settings,
     /// The in-use finalizer on referenced Secrets.
     pub guard: Guard,
+    /// Statuses written that the cache may not show yet.
+    pub written: Arc<Written>,
     failures: Mutex<HashMap<ObjectRef<RedisMigration>, u32>>,
     /// When each resource whose task ended is next due for a look (see `ended_resync_wait`).
     ended: Mutex<HashMap<ObjectRef<RedisMigration>, Instant>>,
@@ -72,6 +75,7 @@ impl Context {
             events,
             settings,
             guard,
+            written: Arc::new(Written::default()),
             failures: Mutex::new(HashMap::new()),
             ended: Mutex::new(HashMap::new()),
             job_polls: Mutex::new(HashMap::new()),

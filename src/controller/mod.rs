@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod status;
 pub mod switchover;
 pub mod tenancy;
+pub mod written;
 
 pub use names::{
     ANNOTATION_CREATE_PENDING, ANNOTATION_PAUSED, ANNOTATION_RECONCILE_REQUESTED, FIELD_MANAGER, FINALIZER,
@@ -78,6 +79,8 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
     ));
     let (store, objects) =
         redis_migrations(&client, config.watch_namespace.as_deref(), config.label_selector.as_deref());
+    let written = ctx.written.clone();
+    let objects = objects.inspect_ok(move |rm| written.observe(rm));
     let controller = Controller::for_stream(objects, store.clone())
         .with_config(controller::Config::default().concurrency(concurrency));
     config.metrics.watch_store(store.clone());

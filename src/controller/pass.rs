@@ -70,7 +70,7 @@ impl<'c> Pass<'c> {
         Ok(Self {
             api: Api::namespaced(ctx.client.clone(), &namespace),
             secrets: NamespaceSecrets::new(ctx.client.clone(), &namespace, &ctx.guard.cache),
-            written: rm.status.clone().unwrap_or_default(),
+            written: ctx.written.current(&rm),
             rm,
             ctx,
             namespace,
@@ -221,6 +221,7 @@ impl<'c> Pass<'c> {
             Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
             Err(e) => return Err(e.into()),
         }
+        self.ctx.written.record(&self.rm, &status);
         crate::crash::point("status-written");
         if old_phase != status.phase
             && let Some(phase) = status.phase

@@ -1,0 +1,88 @@
+//! Statuses this process wrote that the RedisMigration cache may not show yet. A pass that starts before the
+//! watch delivered the previous pass's status write would compute from the older status: a phase entered
+//! again with a new transition time, one more write for nothing (seen in the API server's audit log). Only this
+//! operator writes status, so what it wrote last is the truth until the cache shows it; a record goes as soon
+//! as the cache does.
+
+use crate::crd::{RedisMigration, RedisMigrationStatus};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The last status written per resource (by UID), until the cache shows it.
+#[derive(Default)]
+pub struct Written {
+    by_uid: Mutex<HashMap<String, RedisMigrationStatus>>,
+}
+
+impl Written {
+    /// Records a status just written to `rm`.
+    pub fn record(&self, rm: &RedisMigration, status: &RedisMigrationStatus) {
+        if let Some(uid) = rm.metadata.uid.clone() {
+            self.by_uid.lock().expect("written lock").insert(uid, status.clone());
+        }
+    }
+
+    /// The status `rm` has on the server as far as this process knows: the one it wrote last, when the
+    /// cache does not show that yet.
+    pub fn current(&self, rm: &RedisMigration) -> RedisMigrationStatus {
+        let cached = rm.status.clone().unwrap_or_default();
+        let Some(uid) = rm.metadata.uid.as_deref() else { return cached };
+        let mut by_uid = self.by_uid.lock().expect("written lock");
+        match by_uid.get(uid) {
+            Some(written) if *written != cached => written.clone(),
+            Some(_) => {
+                by_uid.remove(uid);
+                cached
+            }
+            None => cached,
+        }
+    }
+
+    /// Follows the cache: a record it shows is no longer needed.
+    pub fn observe(&self, rm: &RedisMigration) {
+        let Some(uid) = rm.metadata.uid.as_deref() else { return };
+        let mut by_uid = self.by_uid.lock().expect("written lock");
+        if by_uid.get(uid).is_some_and(|written| Some(written) == rm.status.as_ref()) {
+            by_uid.remove(uid);
+        }
+    }
+
+    /// Records held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_uid.lock().expect("written lock").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{MigrationType, Phase};
+
+    fn resource(phase: Option<Phase>) -> RedisMigration {
+        let mut rm = RedisMigration::new("m", crate::controller::decision::tests::spec(MigrationType::BackupImport));
+        rm.metadata.uid = Some("u1".into());
+        rm.status = phase.map(|phase| RedisMigrationStatus { phase: Some(phase), ..Default::default() });
+        rm
+    }
+
+    #[test]
+    fn a_pass_on_a_cache_behind_its_own_write_starts_from_what_was_written() {
+        let written = Written::default();
+        let provisioning = RedisMigrationStatus { phase: Some(Phase::Provisioning), ..Default::default() };
+        written.record(&resource(Some(Phase::Creating)), &provisioning);
+        assert_eq!(written.current(&resource(Some(Phase::Creating))), provisioning);
+        written.observe(&resource(Some(Phase::Provisioning)));
+        assert_eq!(written.len(), 0, "the cache shows the write: the record goes");
+        assert_eq!(written.current(&resource(Some(Phase::Creating))).phase, Some(Phase::Creating));
+    }
+
+    #[test]
+    fn a_record_the_cache_already_shows_is_dropped_by_the_next_pass() {
+        let written = Written::default();
+        let creating = RedisMigrationStatus { phase: Some(Phase::Creating), ..Default::default() };
+        written.record(&resource(None), &creating);
+        assert_eq!(written.current(&resource(Some(Phase::Creating))), creating);
+        assert_eq!(written.len(), 0);
+    }
+}
