@@ -8,7 +8,8 @@ use super::observed::{Remote, RemoteTask, known_task_id, stopped_by_user};
 use super::switchover::{self, Need};
 use crate::controller::account::batch::Outcome;
 use crate::crd::{
-    LastError, MigrationType, RedisMigrationSpec, RedisMigrationStatus, ResumeMode, SwitchAction, SwitchoverStatus,
+    LastError, MigrationType, Phase, RedisMigrationSpec, RedisMigrationStatus, ResumeMode, SwitchAction,
+    SwitchoverStatus,
 };
 use crate::dcs::DcsError;
 use crate::dcs::model::{JobInfo, JobOutcome, MigrationLog, TaskState, TaskStatus};
@@ -286,13 +287,15 @@ fn task_step(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, state: &S
 pub const JOB_POLL: Duration = Duration::from_secs(30);
 
 /// Why a task failed, or may fail: its provisioning job while it provisions (every [`JOB_POLL`], and
-/// once when it failed), then the newest error line of its log, once per failure.
+/// once when it failed before it got past provisioning), then the newest error line of its log, once per
+/// failure.
 fn failure_step(status: &RedisMigrationStatus, state: &State, task_state: TaskState) -> Option<Step> {
     let job = state.job_id.as_deref().or(status.job_id.as_deref());
     let failed = matches!(task_state, TaskState::Failed | TaskState::MigrationFailed | TaskState::Error);
     let unexplained = failed && status.last_error.is_none() && state.last_error.is_none();
+    let provisioning = matches!(status.phase, None | Some(Phase::Creating | Phase::Provisioning));
     let poll = task_state == TaskState::Creating && !state.job_polled_recently;
-    if let Some(job) = job.filter(|_| !state.job_read && (poll || unexplained)) {
+    if let Some(job) = job.filter(|_| !state.job_read && (poll || unexplained && provisioning)) {
         return Some(Step::ReadJob(job.to_owned()));
     }
     (unexplained && !state.failure_read).then_some(Step::ReadFailure)
@@ -753,6 +756,9 @@ pub(crate) mod tests {
         assert_eq!(step(&with_job, "FAILED", &mut state), Step::ReadFailure, "then the log");
         state.failure_read = true;
         assert_eq!(step(&with_job, "FAILED", &mut state), Step::Observe, "once per pass");
+        let streamed = RedisMigrationStatus { phase: Some(Phase::IncrementalMigrating), ..with_job.clone() };
+        let mut later = State::new(CreateMark::None, None, false, false);
+        assert_eq!(step(&streamed, "FAILED", &mut later), Step::ReadFailure, "past provisioning: the log alone");
         let explained = RedisMigrationStatus {
             last_error: Some(LastError { message: "why".into(), ..Default::default() }),
             ..with_task_id()
