@@ -52,7 +52,10 @@ impl Account {
         let (watched, lookups) = self.view().load();
         tracing::debug!(watched, lookups, ?plan, "refreshing the account's view");
         let outcome = match plan {
-            Plan::Walk => self.walk_list().await,
+            Plan::Walk => {
+                let wanted = self.view().wanted();
+                self.walk_list(wanted).await
+            }
             Plan::Show(ids) => self.show_each(&ids).await,
         };
         let (woken, refreshes) = {
@@ -71,7 +74,7 @@ impl Account {
         }
     }
 
-    async fn walk_list(&self) -> Result<Observed, DcsError> {
+    async fn walk_list(&self, wanted: view::Wanted) -> Result<Observed, DcsError> {
         let mut tasks = HashMap::new();
         let mut offset = 0u32;
         let total = loop {
@@ -79,8 +82,8 @@ impl Account {
             let page = self.look(|c| async move { c.list_migration_tasks(&query).await }).await?;
             let rows = page.migration_tasks.len();
             for row in &page.migration_tasks {
-                if let Some(id) = &row.task_id {
-                    tasks.insert(id.clone(), RemoteTask::from_summary(row));
+                if let Some(id) = row.task_id.as_deref().filter(|id| wanted.keeps(id, row.task_name.as_deref())) {
+                    tasks.insert(id.to_owned(), RemoteTask::from_summary(row));
                 }
             }
             if view::last_page(rows, offset)? {

@@ -119,6 +119,19 @@ pub struct View {
     next_lookup: u64,
 }
 
+/// The rows a walk keeps (`View::wanted`).
+#[derive(Debug, Default)]
+pub struct Wanted {
+    ids: std::collections::HashSet<String>,
+    names: std::collections::HashSet<String>,
+}
+
+impl Wanted {
+    pub fn keeps(&self, id: &str, name: Option<&str>) -> bool {
+        self.ids.contains(id) || name.is_some_and(|n| self.names.contains(n))
+    }
+}
+
 /// A lookup by name, waiting for a walk that started after it was asked.
 #[derive(Debug)]
 struct Lookup {
@@ -255,6 +268,15 @@ impl View {
     /// Watched tasks and lookups by name waiting for a walk (what keeps the loop looking).
     pub fn load(&self) -> (usize, usize) {
         (self.watched.len(), self.lookups.values().filter(|l| l.answer.is_none()).count())
+    }
+
+    /// What a walk starting now must keep of the rows it reads: the watched tasks and the tasks named by
+    /// unanswered lookups. The rest of a long project history is read and dropped page by page.
+    pub fn wanted(&self) -> Wanted {
+        Wanted {
+            ids: self.watched.keys().cloned().collect(),
+            names: self.lookups.values().filter(|l| l.answer.is_none()).map(|l| l.name.clone()).collect(),
+        }
     }
 
     /// True when one walk of the project is short enough to answer lookups by name.
