@@ -65,7 +65,9 @@ impl Verdict {
 /// on change.
 pub fn compute(facts: &Facts<'_>) -> RedisMigrationStatus {
     let mut status = facts.prior.clone();
-    let time = Time(facts.now);
+    // Conditions carry whole seconds on the wire: the same here, so that what was written equals what the
+    // watch brings back (`written::Written` drops its record on that equality).
+    let time = Time(Timestamp::from_second(facts.now.as_second()).unwrap_or(facts.now));
     let task_known = status.task_id.is_some() || facts.spec.online.as_ref().is_some_and(|o| o.task_id.is_some());
     let learnt_nothing = task_known && matches!(facts.remote, Remote::NotLookedUp) && !facts.paused && !facts.deleting;
     if learnt_nothing && facts.problem.is_none_or(|p| !p.stalls()) {
@@ -374,7 +376,7 @@ fn deadline_exceeded(facts: &Facts<'_>, phase: Phase) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::controller::decision::tests::{spec, task};
     use crate::crd::MigrationType;
@@ -387,7 +389,7 @@ mod tests {
         stalled: &'static str,
     }
 
-    fn facts<'a>(spec: &'a RedisMigrationSpec, prior: &'a RedisMigrationStatus, remote: &'a Remote) -> Facts<'a> {
+    pub fn facts<'a>(spec: &'a RedisMigrationSpec, prior: &'a RedisMigrationStatus, remote: &'a Remote) -> Facts<'a> {
         Facts {
             spec,
             generation: Some(3),

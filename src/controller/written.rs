@@ -78,6 +78,18 @@ mod tests {
     }
 
     #[test]
+    fn a_computed_status_equals_itself_after_a_trip_through_the_api_server() {
+        let spec = crate::controller::decision::tests::spec(MigrationType::BackupImport);
+        let prior = RedisMigrationStatus::default();
+        let remote = crate::controller::observed::Remote::NotLookedUp;
+        let mut facts = crate::controller::status::tests::facts(&spec, &prior, &remote);
+        facts.now = "2026-11-23T12:00:00.123456789Z".parse().unwrap();
+        let status = crate::controller::status::compute(&facts);
+        let wire: RedisMigrationStatus = serde_json::from_value(serde_json::to_value(&status).unwrap()).unwrap();
+        assert_eq!(wire, status, "or the record of a write would never be dropped");
+    }
+
+    #[test]
     fn a_record_the_cache_already_shows_is_dropped_by_the_next_pass() {
         let written = Written::default();
         let creating = RedisMigrationStatus { phase: Some(Phase::Creating), ..Default::default() };
