@@ -4,7 +4,6 @@
 //! broken. Only what a reconcile reads is kept (name, version, data), and only for Secrets a resource
 //! referenced: the in-use sweep forgets a Secret no live resource needs.
 
-use super::secrets::SecretKey;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
@@ -13,6 +12,9 @@ use kube::{Api, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+/// A Secret by namespace and name.
+pub type SecretKey = (String, String);
 
 /// Secrets read, and the version the watch says each Secret is at.
 #[derive(Default)]

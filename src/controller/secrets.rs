@@ -4,7 +4,7 @@
 //! finalizer comes off as soon as no live resource references the Secret.
 
 use super::names::FINALIZER;
-use super::secret_cache::SecretCache;
+use super::secret_cache::{SecretCache, SecretKey};
 use crate::crd::RedisMigration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
@@ -19,9 +19,6 @@ use tokio::sync::mpsc;
 
 /// Finalizer the operator puts on the Secrets its resources reference.
 pub const SECRET_FINALIZER: &str = "dcs.migration.io/in-use";
-
-/// A Secret by namespace and name.
-pub type SecretKey = (String, String);
 
 /// Which Secrets carry the finalizer, as the Secret metadata watch last saw them; and a queue of
 /// Secrets to check for release.
