@@ -104,15 +104,17 @@ impl SecretCache {
             return Ok(Some(secret));
         }
         let started = Instant::now();
-        let secret = self.fetch(api, key.clone(), name).await?;
-        *last = Some(Fetched { started, secret: secret.clone() });
+        let result = self.fetch(api, key.clone(), name).await;
+        if let Ok(secret) = &result {
+            *last = Some(Fetched { started, secret: secret.clone() });
+        }
         drop(last);
         let mut fetches = self.fetches.lock().expect("fetches lock");
-        // Nobody else holds the slot (the map and this call do): it goes.
+        // Nobody else holds the slot (the map and this call do): it goes, whatever the fetch answered.
         if Arc::strong_count(&slot) == 2 {
             fetches.remove(&key);
         }
-        Ok(secret)
+        result
     }
 
     async fn fetch(&self, api: &Api<Secret>, key: SecretKey, name: &str) -> Result<Option<Arc<Secret>>, kube::Error> {
