@@ -53,7 +53,14 @@ pub fn read_audit(path: &Path) -> Vec<Request> {
         return vec![];
     };
     let mut out = vec![];
-    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+    let mut reader = std::io::BufReader::new(file);
+    let mut bytes = Vec::new();
+    let (mut lines, mut unreadable) = (0usize, 0usize);
+    // Byte lines, read lossily: one line that is not UTF-8 must not end the reading (`lines()` would stop there).
+    while reader.read_until(b'\n', &mut bytes).is_ok_and(|n| n > 0) {
+        let line = String::from_utf8_lossy(&bytes).into_owned();
+        bytes.clear();
+        lines += 1;
         // Cheap filter before parsing: most lines are the bench's or the API server's own.
         let agent = if line.contains("\"userAgent\":\"dcs-migration-operator/") {
             Agent::Ours
@@ -62,7 +69,10 @@ pub fn read_audit(path: &Path) -> Vec<Request> {
         } else {
             continue;
         };
-        let Ok(e) = serde_json::from_str::<Value>(&line) else { continue };
+        let Ok(e) = serde_json::from_str::<Value>(&line) else {
+            unreadable += 1;
+            continue;
+        };
         let verb = e["verb"].as_str().unwrap_or("?").to_owned();
         let stage = e["stage"].as_str().unwrap_or("");
         let counted = if verb == "watch" { stage == "ResponseStarted" } else { stage == "ResponseComplete" };
@@ -88,5 +98,6 @@ pub fn read_audit(path: &Path) -> Vec<Request> {
         let code = e["responseStatus"]["code"].as_u64().unwrap_or(0);
         out.push(Request { agent, at_ms, verb, resource, key, code });
     }
+    eprintln!("audit log: {lines} lines read, {unreadable} of the operator or the peer not JSON");
     out
 }
