@@ -1061,8 +1061,12 @@ async fn run() {
     // Let the last status writes (a progress write may wait out its interval) and observations of the stop settle.
     tokio::time::sleep(Duration::from_secs_f64(knobs.tick_s + 3.0)).await;
     let t_quiet = b.mark("terminal window");
+    // Resources that ended long ago come up for their resync (>= 10 min) in the window: their looks share one
+    // walk per account and RESYNC_LOOKS (60 s); nothing else may call.
+    let resync_pages: u64 = b.tasks_per_account().await.iter().map(|t| t.div_ceil(LIST_PAGE).max(1) as u64).sum();
     tokio::time::sleep(Duration::from_secs(knobs.terminal_seconds)).await;
     let t_quiet_end = b.mark("terminal window end");
+    let resync_allowance = resync_pages * (knobs.terminal_seconds.div_ceil(60) + 1);
 
     // ---- 5. restart with every resource terminal ----------------------------------------------------------------
     b.stop_operator();
@@ -1652,12 +1656,16 @@ async fn run() {
         "DCS calls per minute, every resource terminal",
         format!("{terminal_per_min:.1}"),
         format!(
-            "calls/min with every resource terminal: {terminal_per_min:.1} ({terminal_total} in {:.0} s: {terminal_calls:?})",
+            "calls/min with every resource terminal: {terminal_per_min:.1} ({terminal_total} in {:.0} s: {terminal_calls:?}; \
+             resync walks may read {resync_allowance} pages)",
             (t_quiet_end - t_quiet) as f64 / 1000.0
         ),
         json!(terminal_per_min),
-        "0 (resync >= 10 min)",
-        Some(terminal_total == 0),
+        "only resync walks: <= 1 per account and minute",
+        Some(
+            terminal_total == terminal_calls.get("ListMigrationTask").copied().unwrap_or(0)
+                && terminal_total <= resync_allowance,
+        ),
     );
     row(
         "statusLatencyP99Ms",

@@ -5,8 +5,9 @@
 //! change) and Events and picks the requeue.
 
 use super::account::Account;
+use super::account::view::RESYNC_LOOKS;
 use super::conditions::Problem;
-use super::context::Context;
+use super::context::{Context, Resync};
 use super::decision::{self, Attempt, Created, Inputs, Recorded, State, Step, StepResult};
 use super::deletion;
 use super::names::ANNOTATION_RECONCILE_REQUESTED;
@@ -100,9 +101,8 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     if pass.paused() {
         return paused(pass, handled).await;
     }
-    if ended_and_settled(&pass, handled)
-        && let Some(wait) = ctx.ended_resync_wait(&pass.owner(), std::time::Instant::now())
-    {
+    let resync = ended_and_settled(&pass, handled);
+    if resync && let Resync::Wait(wait) = ctx.ended_resync(&pass.owner(), std::time::Instant::now()) {
         // Ended and looked at (or ended before this process started): nothing to do until its
         // resync is due.
         return Ok(Action::requeue(wait));
@@ -118,6 +118,14 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
     state.job_polled_recently = !known
         || ctx.job_polled_within(&pass.owner(), decision::JOB_POLL)
         || pass.phase_entered_within(decision::JOB_POLL);
+    if resync && let Some(id) = known_task_id(&pass.rm.spec, &pass.written) {
+        // The resync look shares the account's next walk for resyncs; the owner is woken when it is in.
+        let Some(looked) = account.resync_look(id, pass.owner()) else {
+            return Ok(Action::requeue(RESYNC_LOOKS * 2));
+        };
+        ctx.resynced(&pass.owner(), std::time::Instant::now());
+        state = decision::advance(state, StepResult::Looked(looked), ctx.settings.tick);
+    }
     if !pass.has_finalizer() && decide(&pass, &state) != Step::MarkCreatePending {
         // Before any remote call (a create's mark carries the finalizer with it).
         pass.add_finalizer().await?;

@@ -322,6 +322,21 @@ impl Account {
         self.wake.notify_one();
     }
 
+    /// The resync look at an ended task: what a refresh after the first ask saw (or its error), `None` until
+    /// one is in. The loop makes that refresh within `view::RESYNC_LOOKS`, one walk for all the account's
+    /// resyncs due meanwhile, and wakes the owner then.
+    pub fn resync_look(&self, task_id: &str, owner: ObjectRef<RedisMigration>) -> Option<Result<Remote, DcsError>> {
+        {
+            let mut view = self.view();
+            if let Some(answer) = view.answer(task_id) {
+                return Some(answer);
+            }
+            view.ask_resync(task_id, owner);
+        }
+        self.wake.notify_one();
+        None
+    }
+
     /// Records what an action of this operator just did to a task (the answer of configure,
     /// stop, ...), so that reconciles see it at once and an older observation cannot undo it.
     pub fn record(&self, task: &RemoteTask, owner: ObjectRef<RedisMigration>) {

@@ -17,22 +17,23 @@ pub async fn observe_loop(account: Weak<Account>) {
         let Some(acc) = account.upgrade() else { return };
         let tick = acc.settings.tick;
         let wake = acc.wake.clone();
-        let plan = acc.view().plan();
-        let (wait, gap) = match plan {
-            // Re-check now and then, so that a dropped account ends its loop.
-            None => (Duration::from_secs(30), Duration::ZERO),
+        let plan = acc.view().plan(Instant::now());
+        match plan {
+            None => {
+                drop(acc);
+                // Nothing due: wait for a task to look at, re-checking now and then (a resync's turn, a dropped
+                // account).
+                let _ = tokio::time::timeout(Duration::from_secs(30), wake.notified()).await;
+            }
             Some(plan) => {
                 let started = Instant::now();
                 acc.refresh(plan).await;
-                // A wake-up (a new task to look at) may bring the next look forward, but never
-                // closer than half a tick: many resources registering at once share one look.
-                let gap = (tick / 2).saturating_sub(started.elapsed());
-                (tick.saturating_sub(started.elapsed()).saturating_sub(gap), gap)
+                drop(acc);
+                // One look per tick, whatever wakes the loop: the resources that register or ask meanwhile (a
+                // restart, a wave of creates) share the next one, so the calls per tick are one walk's pages.
+                tokio::time::sleep(tick.saturating_sub(started.elapsed())).await;
             }
-        };
-        drop(acc);
-        tokio::time::sleep(gap).await;
-        let _ = tokio::time::timeout(wait, wake.notified()).await;
+        }
     }
 }
 
@@ -74,6 +75,8 @@ impl Account {
         }
     }
 
+    /// Walks the list until its end, or until every watched task was found and no name is looked up (then the
+    /// walk does not count the project's tasks).
     async fn walk_list(&self, wanted: view::Wanted) -> Result<Observed, DcsError> {
         let mut tasks = HashMap::new();
         let mut offset = 0u32;
@@ -87,11 +90,16 @@ impl Account {
                 }
             }
             if view::last_page(rows, offset)? {
-                break offset as usize + rows;
+                break Some(offset as usize + rows);
+            }
+            if wanted.all_found(tasks.len()) {
+                // A full page may be the last one (`count` does not say whether it counts the project or the
+                // page): reading on could only find an empty page.
+                break None;
             }
             offset += PAGE;
         };
-        Ok(Observed { tasks, complete: true, project_tasks: Some(total) })
+        Ok(Observed { tasks, complete: true, project_tasks: total })
     }
 
     async fn show_each(&self, ids: &[String]) -> Result<Observed, DcsError> {

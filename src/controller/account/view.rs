@@ -78,10 +78,18 @@ struct Watched {
     /// Refreshes in a row that saw the task ended or gone with nobody asking: past
     /// `QUIET_REFRESHES` the loop stops watching it (its owner was woken when it ended).
     quiet: u32,
+    /// Watched only for the resync look of a resource whose task ended (`View::ask_resync`): it makes the loop
+    /// look at most every `RESYNC_LOOKS`, and is dropped once its owner collected the look.
+    resync: bool,
+    /// When the last refresh that saw the task started.
+    seen_when: Option<Instant>,
 }
 
 /// See `Watched::quiet`.
 const QUIET_REFRESHES: u32 = 3;
+/// The loop looks for resync looks alone at most this often: the resyncs of an account's ended resources, due
+/// one by one over minutes, share one walk per interval instead of keeping the loop walking every tick.
+pub const RESYNC_LOOKS: Duration = Duration::from_secs(60);
 /// A lookup by name nobody collected for this long is dropped (its asker gave up long before).
 const LOOKUP_TTL: Duration = Duration::from_secs(60);
 
@@ -117,6 +125,8 @@ pub struct View {
     /// Creates looking for an earlier attempt's task by name, answered by the next walk.
     lookups: HashMap<u64, Lookup>,
     next_lookup: u64,
+    /// When the last refresh started.
+    last_refresh: Option<Instant>,
 }
 
 /// The rows a walk keeps (`View::wanted`).
@@ -129,6 +139,12 @@ pub struct Wanted {
 impl Wanted {
     pub fn keeps(&self, id: &str, name: Option<&str>) -> bool {
         self.ids.contains(id) || name.is_some_and(|n| self.names.contains(n))
+    }
+
+    /// True when `kept` rows already answer everything: every watched task found and no name to look up, so
+    /// the rest of the list need not be read.
+    pub fn all_found(&self, kept: usize) -> bool {
+        self.names.is_empty() && kept >= self.ids.len()
     }
 }
 
@@ -147,6 +163,12 @@ pub const SHARED_WALK_PAGES: usize = 3;
 impl View {
     /// Watches a task for `owner` (again, or anew).
     pub fn register(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>) {
+        let watched = self.entry(task_id, owner);
+        watched.quiet = 0;
+        watched.resync = false;
+    }
+
+    fn entry(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>) -> &mut Watched {
         let watched = self.watched.entry(task_id.to_owned()).or_insert_with(|| Watched {
             owner: owner.clone(),
             seen: None,
@@ -157,9 +179,19 @@ impl View {
             deleted: false,
             awaited_since: None,
             quiet: 0,
+            resync: true,
+            seen_when: None,
         });
         watched.owner = owner;
-        watched.quiet = 0;
+        watched
+    }
+
+    /// Asks for the resync look of an ended task: answered by the next refresh, which the loop makes for it
+    /// within `RESYNC_LOOKS` (at once when other tasks are watched); `answer` collects it. A task watched
+    /// already stays as it is.
+    pub fn ask_resync(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>) {
+        self.entry(task_id, owner);
+        self.ask(task_id);
     }
 
     /// The last view of a task when it is no older than one refresh before `refreshes` and the
@@ -193,6 +225,9 @@ impl View {
             _ => return None,
         };
         watched.awaited_since = None;
+        if watched.resync {
+            self.watched.remove(task_id);
+        }
         Some(answer)
     }
 
@@ -309,13 +344,18 @@ impl View {
         self.watched.get(task_id).and_then(|w| w.stats.clone())
     }
 
-    /// How the next refresh looks; `None` when nothing is watched. After a delete only the list
-    /// tells the truth (show may keep answering).
-    pub fn plan(&self) -> Option<Plan> {
+    /// How the next refresh (at `now`) looks; `None` when nothing is watched, or only resync looks that
+    /// wait for their turn (`RESYNC_LOOKS`). After a delete only the list tells the truth (show may keep
+    /// answering).
+    pub fn plan(&mut self, now: Instant) -> Option<Plan> {
         if self.lookups.values().any(|l| l.answer.is_none()) {
             return Some(Plan::Walk);
         }
-        if self.watched.is_empty() {
+        // A resync look nobody collected (its resource went meanwhile) is not kept for ever.
+        self.watched.retain(|_, w| !w.resync || w.seen_when.is_none_or(|at| now.duration_since(at) < LOOKUP_TTL));
+        let resync_turn = self.last_refresh.is_none_or(|at| now.duration_since(at) >= RESYNC_LOOKS);
+        let due = |w: &Watched| !w.resync || (resync_turn && w.awaited_since.is_some_and(|since| w.seen_at <= since));
+        if !self.watched.values().any(due) {
             return None;
         }
         let deleted = self.watched.values().any(|w| w.deleted);
@@ -331,6 +371,7 @@ impl View {
     /// changed, those waiting for this look, and on the first failure everyone (to report it).
     pub fn apply(&mut self, outcome: Result<Observed, DcsError>, started: Instant) -> Vec<ObjectRef<RedisMigration>> {
         self.refreshes += 1;
+        self.last_refresh = Some(started);
         let refreshes = self.refreshes;
         self.answer_lookups(&outcome, started);
         let observed = match outcome {
@@ -380,6 +421,7 @@ impl View {
                 if ended && watched.awaited_since.is_none() && !watched.deleted { watched.quiet + 1 } else { 0 };
             watched.seen = Some(next);
             watched.seen_at = refreshes;
+            watched.seen_when = Some(started);
             if changed {
                 // A new state: its counters are read one interval into it.
                 watched.stats_due = None;
@@ -545,13 +587,13 @@ mod tests {
     fn a_walk_is_planned_unless_showing_each_task_is_cheaper_or_a_task_was_deleted() {
         let t0 = Instant::now();
         let mut view = View::default();
-        assert_eq!(view.plan(), None);
+        assert_eq!(view.plan(t0), None);
         view.register("a", owner("a"));
-        assert_eq!(view.plan(), Some(Plan::Walk));
+        assert_eq!(view.plan(t0), Some(Plan::Walk));
         view.apply(Ok(Observed { complete: true, project_tasks: Some(5_000), ..Default::default() }), t0);
-        assert_eq!(view.plan(), Some(Plan::Show(vec!["a".into()])));
+        assert_eq!(view.plan(t0), Some(Plan::Show(vec!["a".into()])));
         view.deleted("a", t0);
-        assert_eq!(view.plan(), Some(Plan::Walk));
+        assert_eq!(view.plan(t0), Some(Plan::Walk));
     }
 
     #[test]
@@ -590,17 +632,54 @@ mod tests {
         let mut view = View::default();
         let named = |id: &str, name: &str| RemoteTask { task_name: Some(name.into()), ..task(id, "MIGRATING") };
         let ticket = view.ask_name("mine", later);
-        assert_eq!(view.plan(), Some(Plan::Walk), "a pending lookup makes the loop walk");
+        assert_eq!(view.plan(t0), Some(Plan::Walk), "a pending lookup makes the loop walk");
         view.apply(listed(&[named("a", "mine")]), t0);
         assert!(view.named(ticket).is_none(), "a walk that started before the ask does not answer it");
         view.apply(listed(&[named("a", "mine"), named("b", "other")]), later);
         let found = view.named(ticket).unwrap().unwrap();
         assert_eq!(found.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
         assert!(view.named(ticket).is_none(), "collected once");
-        assert_eq!(view.plan(), None, "nothing left to walk for");
+        assert_eq!(view.plan(t0), None, "nothing left to walk for");
         let failing = view.ask_name("mine", later);
         view.apply(failed(), later);
         assert!(view.named(failing).unwrap().is_err(), "a failed walk answers with its error");
+    }
+
+    #[test]
+    fn resync_looks_share_one_walk_per_interval_and_go_once_collected() {
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut view = View::default();
+        view.ask_resync("a", owner("a"));
+        assert_eq!(view.plan(t0), Some(Plan::Walk), "the first look of an account is not held back");
+        assert_eq!(view.apply(listed(&[task("a", "SUCCESS")]), t0), vec![owner("a")], "the asker is woken");
+        assert!(matches!(view.answer("a"), Some(Ok(Remote::Present(t))) if t == task("a", "SUCCESS")));
+        assert_eq!(view.load(), (0, 0), "collected: no longer watched");
+
+        view.ask_resync("b", owner("b"));
+        assert_eq!(view.plan(at(10)), None, "a resync waits for its turn");
+        view.register("c", owner("c"));
+        assert_eq!(view.plan(at(10)), Some(Plan::Walk), "unless the loop looks anyway");
+        view.unwatch("c");
+        assert_eq!(view.plan(at(60)), Some(Plan::Walk), "its turn");
+        view.apply(listed(&[task("b", "SUCCESS")]), at(60));
+        assert_eq!(view.plan(at(61)), None, "answered: nothing due until it is collected");
+        assert_eq!(view.load(), (1, 0));
+        assert_eq!(view.plan(at(121)), None);
+        assert_eq!(view.load(), (0, 0), "a look nobody collected is dropped");
+    }
+
+    #[test]
+    fn a_walk_can_stop_once_every_watched_task_is_found_and_no_name_is_looked_up() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        view.register("a", owner("a"));
+        view.register("b", owner("b"));
+        let wanted = view.wanted();
+        assert!(!wanted.all_found(1));
+        assert!(wanted.all_found(2));
+        view.ask_name("mine", t0);
+        assert!(!view.wanted().all_found(2), "a name may be further down the list");
     }
 
     #[test]
@@ -613,7 +692,7 @@ mod tests {
             view.apply(listed(&[task("a", "SUCCESS"), task("b", "INCRMIGEATING")]), t0);
         }
         assert_eq!(view.load(), (1, 0), "the ended task is dropped, the streaming one stays");
-        assert_eq!(view.plan(), Some(Plan::Walk));
+        assert_eq!(view.plan(t0), Some(Plan::Walk));
         view.register("a", owner("a"));
         view.ask("a");
         for _ in 0..QUIET_REFRESHES + 1 {
