@@ -123,7 +123,10 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
         let Some(looked) = account.resync_look(id, pass.owner()) else {
             return Ok(Action::requeue(RESYNC_LOOKS * 2));
         };
-        ctx.resynced(&pass.owner(), std::time::Instant::now());
+        if looked.is_ok() {
+            // A failed look leaves the resync due: the retry asks again.
+            ctx.resynced(&pass.owner(), std::time::Instant::now());
+        }
         state = decision::advance(state, StepResult::Looked(looked), ctx.settings.tick);
     }
     if !pass.has_finalizer() && decide(&pass, &state) != Step::MarkCreatePending {
