@@ -118,7 +118,7 @@ pub struct RedisMigrationSpec {
     /// IAM (`idpId`: OIDC federation) or at STS (`providerUrn` + `agencyUrn`: assume an agency). No
     /// key is stored anywhere; the cloud side decides which ServiceAccounts it trusts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<IdentitySpec>,
+    pub identity: Option<Box<IdentitySpec>>,
 
     /// `BackupImport` (import backup files into a DCS instance) or `Online` (migrate from a
     /// running Redis). Immutable.
@@ -144,15 +144,15 @@ pub struct RedisMigrationSpec {
 
     /// Backup files to import (type `BackupImport` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup_import: Option<BackupImportSpec>,
+    pub backup_import: Option<Box<BackupImportSpec>>,
 
     /// Online migration settings (type `Online` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub online: Option<OnlineSpec>,
+    pub online: Option<Box<OnlineSpec>>,
 
     /// The Redis to migrate from (type `Online` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<RedisEndpoint>,
+    pub source: Option<Box<RedisEndpoint>>,
 
     /// The Redis to migrate into. For `BackupImport` it must be a DCS instance (`instanceId`).
     pub target: RedisEndpoint,
@@ -165,7 +165,7 @@ pub struct RedisMigrationSpec {
     /// IP switch-over after an online migration (type `Online` only): once the migration is
     /// Ready, the source and target IPs are exchanged once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub switchover: Option<SwitchoverSpec>,
+    pub switchover: Option<Box<SwitchoverSpec>>,
 
     /// Seconds a task may stay in a transitional state (creating, migrating, stopping) before
     /// the resource is marked Stalled with reason `ProgressDeadlineExceeded`. Default 1800.
@@ -439,7 +439,7 @@ pub struct RedisMigrationStatus {
     pub message: Option<String>,
     /// Progress counters from the task's statistics, while it moves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub progress: Option<Progress>,
+    pub progress: Option<Box<Progress>>,
     /// Private IP of the migration ECS: whitelist it on source and target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs_private_ip: Option<String>,
@@ -454,13 +454,13 @@ pub struct RedisMigrationStatus {
     pub released_at: Option<String>,
     /// What the switch-over did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub switchover: Option<SwitchoverStatus>,
+    pub switchover: Option<Box<SwitchoverStatus>>,
     /// The provisioning job of an online task (from the create answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
     /// Why the task or its provisioning failed: code, message (bounded), time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<LastError>,
+    pub last_error: Option<Box<LastError>>,
     /// The last `dcs.migration.io/reconcile-requested-at` value acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,

@@ -525,17 +525,17 @@ pub(crate) mod tests {
         if kind == MigrationType::Online {
             spec.migration_type = MigrationType::Online;
             spec.backup_import = None;
-            spec.online = Some(OnlineSpec {
+            spec.online = Some(Box::new(OnlineSpec {
                 task_id: None,
                 network: None,
                 resume_mode: ResumeMode::Auto,
                 bandwidth_limit_mb: None,
-            });
-            spec.source = Some(RedisEndpoint {
+            }));
+            spec.source = Some(Box::new(RedisEndpoint {
                 instance_id: None,
                 address: Some("10.0.0.1:6379".into()),
                 password_secret_ref: None,
-            });
+            }));
         }
         spec
     }
@@ -557,7 +557,7 @@ pub(crate) mod tests {
     const TICK: Duration = Duration::from_secs(2);
 
     fn run(spec: &RedisMigrationSpec, status: &RedisMigrationStatus, mark: CreateMark, remote: &Remote) -> Step {
-        let mut state = State::new(mark, status.switchover.clone(), false, false);
+        let mut state = State::new(mark, status.switchover.as_deref().cloned(), false, false);
         state.remote = remote.clone();
         decide(&Inputs { spec, status, state: &state, generation: Some(1), create_grace: GRACE })
     }
@@ -710,9 +710,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_switchover_is_looked_at_recorded_then_sent_once_the_migration_is_ready() {
-        use crate::crd::SwitchoverSpec;
         let mut s = spec(MigrationType::Online);
-        s.switchover = Some(SwitchoverSpec::default());
+        s.switchover = Some(Box::default());
         let mut state = State::new(CreateMark::None, None, false, false);
         state.remote = Remote::Present(task("INCRMIGEATING"));
         let step = |state: &State| {
@@ -760,7 +759,7 @@ pub(crate) mod tests {
         let mut later = State::new(CreateMark::None, None, false, false);
         assert_eq!(step(&streamed, "FAILED", &mut later), Step::ReadFailure, "past provisioning: the log alone");
         let explained = RedisMigrationStatus {
-            last_error: Some(LastError { message: "why".into(), ..Default::default() }),
+            last_error: Some(Box::new(LastError { message: "why".into(), ..Default::default() })),
             ..with_task_id()
         };
         let mut fresh = State::new(CreateMark::None, None, false, false);

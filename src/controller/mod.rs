@@ -129,15 +129,17 @@ where
     }
 }
 
-/// The RedisMigration cache and its stream of changes. The cache keeps what reconciles read:
-/// managedFields and kubectl's last-applied copy of the spec are dropped on the way in (they are
-/// most of an object's size, and read by nobody here).
+/// The RedisMigration cache and its stream of changes. The cache keeps what reconciles read: managedFields, labels
+/// and every annotation but the operator's own (kubectl's last-applied copy of the spec, GitOps tools' tracking
+/// marks) are dropped on the way in: they are much of an object's size, and read by nobody here (writes are patches
+/// of the operator's own fields). Lists come in pages of `LIST_PAGE`: a page is parsed whole, managedFields and
+/// all, before it is trimmed, and the first list of a restart was the operator's peak of memory.
 fn redis_migrations(
     client: &kube::Client,
     namespace: Option<&str>,
     selector: Option<&str>,
 ) -> (Store<RedisMigration>, impl futures::Stream<Item = Result<RedisMigration, watcher::Error>> + use<>) {
-    let mut watcher_config = watcher::Config::default();
+    let mut watcher_config = watcher::Config::default().page_size(LIST_PAGE);
     if let Some(selector) = selector {
         watcher_config = watcher_config.labels(selector);
     }
@@ -147,13 +149,17 @@ fn redis_migrations(
         watcher(scoped::<RedisMigration>(client, namespace), watcher_config).default_backoff().modify(
             |rm: &mut RedisMigration| {
                 rm.managed_fields_mut().clear();
-                rm.annotations_mut().remove(names::LAST_APPLIED);
+                rm.labels_mut().clear();
+                rm.annotations_mut().retain(|key, _| key.starts_with(names::ANNOTATION_PREFIX));
             },
         ),
     )
     .applied_objects();
     (store, objects)
 }
+
+/// Objects per page of the RedisMigration cache's lists (kube-runtime's default: 500).
+const LIST_PAGE: u32 = 100;
 
 /// The resources the accounts' loops wake, reporting how many wait.
 fn backlogged(

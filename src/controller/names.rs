@@ -8,7 +8,7 @@ pub const ANNOTATION_PAUSED: &str = "dcs.migration.io/paused";
 pub const ANNOTATION_RECONCILE_REQUESTED: &str = "dcs.migration.io/reconcile-requested-at";
 /// Internal crash-safety mark: a create may have been sent (RFC 3339 time of the mark).
 pub const ANNOTATION_CREATE_PENDING: &str = "dcs.migration.io/create-pending";
-/// kubectl's client-side apply copy of the whole object, in an annotation.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// What the operator's annotations start with.
+pub const ANNOTATION_PREFIX: &str = "dcs.migration.io/";
 /// Server-side apply field manager.
 pub const FIELD_MANAGER: &str = "dcs-migration-operator";

@@ -114,7 +114,8 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
         Err(problem) => return stalled(pass, problem, handled).await,
     };
     let known = known_task_id(&pass.rm.spec, &pass.written).is_some();
-    let mut state = State::new(pass.create_mark(), pass.written.switchover.clone(), known, handled.is_some());
+    let mut state =
+        State::new(pass.create_mark(), pass.written.switchover.as_deref().cloned(), known, handled.is_some());
     state.job_polled_recently = !known
         || ctx.job_polled_within(&pass.owner(), decision::JOB_POLL)
         || pass.phase_entered_within(decision::JOB_POLL);
@@ -370,7 +371,7 @@ async fn finish(mut pass: Pass<'_>, account: &Account, state: State, handled: Op
         pass.warn(p.reason().as_str(), "Reconcile", p).await;
     }
     switch_warning(&pass, &state).await;
-    if let Some(error) = state.last_error.as_ref().filter(|e| pass.written.last_error.as_ref() != Some(*e)) {
+    if let Some(error) = state.last_error.as_ref().filter(|e| pass.written.last_error.as_deref() != Some(*e)) {
         let reason = if error.code.as_deref() == Some("JOB_FAILED") { "ProvisioningFailed" } else { "TaskFailed" };
         pass.event(EventType::Warning, reason, "Observe", error.message.clone()).await;
     }

@@ -32,7 +32,7 @@ impl Passwords<'_> {
 /// the API gives back.
 pub async fn password_values(spec: &RedisMigrationSpec, passwords: &Passwords<'_>) -> Vec<SecretString> {
     let mut values = Vec::new();
-    for endpoint in [spec.source.as_ref(), Some(&spec.target)].into_iter().flatten() {
+    for endpoint in [spec.source.as_deref(), Some(&spec.target)].into_iter().flatten() {
         if let Ok(Some(value)) = passwords.read(endpoint.password_secret_ref.as_ref()).await {
             values.push(value);
         }

@@ -180,7 +180,7 @@ async fn unprotect(client: &kube::Client, (ns, name): &SecretKey) -> Result<(), 
 /// Names of the Secrets a resource references (credentials and Redis passwords).
 pub fn secret_names(rm: &RedisMigration) -> impl Iterator<Item = &str> {
     let spec = &rm.spec;
-    let passwords = [spec.source.as_ref(), Some(&spec.target)]
+    let passwords = [spec.source.as_deref(), Some(&spec.target)]
         .into_iter()
         .flatten()
         .filter_map(|e| e.password_secret_ref.as_ref().map(|r| r.name.as_str()));

@@ -116,7 +116,7 @@ pub fn compute(facts: &Facts<'_>) -> RedisMigrationStatus {
         set(ConditionType::Stalled, verdict.stalled, stalled_reason, stalled_message);
     }
     if facts.spec.switchover.is_some() {
-        let (value, reason, message) = switchover::condition(facts.switch.or(facts.prior.switchover.as_ref()));
+        let (value, reason, message) = switchover::condition(facts.switch.or(facts.prior.switchover.as_deref()));
         set(ConditionType::SwitchedOver, value, reason, &message);
     }
     match facts.problem {
@@ -135,22 +135,22 @@ fn learn(status: &mut RedisMigrationStatus, facts: &Facts<'_>, phase: Phase) {
         status.task_name = Some(facts.task_name.to_owned());
     }
     if let Some(progress) = facts.progress.as_ref().filter(|p| progress_due(facts, p, phase)) {
-        status.progress = Some(Progress { updated_at: Some(facts.now.to_string()), ..progress.clone() });
+        status.progress = Some(Box::new(Progress { updated_at: Some(facts.now.to_string()), ..progress.clone() }));
     }
     if let Remote::Present(task) = facts.remote {
         // The full copy is complete in these states, whatever the last sampled counters said.
         if matches!(task.state(), TaskState::Success | TaskState::MigrationSuccess | TaskState::IncrementalMigrating) {
-            status.progress.get_or_insert_with(Progress::default).percent = Some(100);
+            status.progress.get_or_insert_with(Box::default).percent = Some(100);
         }
     }
     if let Some(record) = facts.switch {
-        status.switchover = Some(record.clone());
+        status.switchover = Some(Box::new(record.clone()));
     }
     if let Some(job) = facts.job_id {
         status.job_id = Some(job.to_owned());
     }
     if let Some(error) = facts.last_error {
-        status.last_error = Some(error.clone());
+        status.last_error = Some(Box::new(error.clone()));
     }
 }
 
@@ -207,7 +207,7 @@ fn mirror_remote(status: &mut RedisMigrationStatus, task: &RemoteTask) {
 
 /// Why the task failed: the list row's `error_message`, else the last error its log gave.
 fn failure_detail(facts: &Facts<'_>, task: &RemoteTask) -> String {
-    let logged = facts.last_error.or(facts.prior.last_error.as_ref()).map(|e| e.message.clone());
+    let logged = facts.last_error.or(facts.prior.last_error.as_deref()).map(|e| e.message.clone());
     Some(remote_error(task)).filter(|m| !m.is_empty()).or(logged).unwrap_or_default()
 }
 
