@@ -61,10 +61,16 @@ async fn secrets_are_read_once_per_version_and_burst_and_each_phase_costs_one_wr
             .into_iter()
             .filter(|r| r.agent == Agent::Ours && r.at_ms >= from && r.verb == "get" && r.resource == "secrets")
             .filter(|r| r.key.as_deref().is_some_and(|k| k.starts_with(&prefix)))
-            .count()
+            .map(|r| format!("{} at {} ms", r.key.unwrap_or_default(), r.at_ms - from))
+            .collect::<Vec<_>>()
     };
     // The credentials Secret's data once, and each Secret's metadata once when its in-use finalizer goes.
     let reads = reads_since(restarted);
-    assert!(reads <= 3, "{reads} Secret reads to delete {} resources after a restart", names.len());
+    assert!(
+        reads.len() <= 3,
+        "{} Secret reads to delete {} resources after a restart: {reads:?}",
+        reads.len(),
+        names.len()
+    );
     env.assert_no_secret_leaked(&[op.logs()]);
 }

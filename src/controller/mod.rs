@@ -102,7 +102,9 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
     })
     .touched_objects()
     .inspect_ok(move |secret| guard_ctx.guard.observe(secret));
-    tokio::spawn(secrets::sweep(client, store.clone(), secret_cache, swept, sweeps));
+    let sweep_ctx = ctx.clone();
+    let sweep_store = store.clone();
+    tokio::spawn(async move { sweep_ctx.guard.sweep(client, sweep_store, swept).await });
     controller
         .watches_stream(secret_events, move |secret: PartialObjectMeta<Secret>| referencing(&store, &secret))
         .reconcile_on(backlogged(woken, config.metrics.clone()))

@@ -25,9 +25,9 @@ pub struct SecretCache {
     fetches: Mutex<HashMap<SecretKey, Arc<tokio::sync::Mutex<Option<Fetched>>>>>,
 }
 
-/// The answer of the last fetch of a Secret, and when that fetch started.
+/// The answer of the last fetch of a Secret, and when that fetch ended.
 struct Fetched {
-    started: Instant,
+    ended: Instant,
     secret: Option<Arc<Secret>>,
 }
 
@@ -87,8 +87,9 @@ impl SecretCache {
         self.state.lock().expect("secret cache lock").versions = None;
     }
 
-    /// The Secret `name` of `api`'s namespace as it is now; `None` when it does not exist. A fetch that
-    /// started after this call is as fresh as its own would be: its answer is taken.
+    /// The Secret `name` of `api`'s namespace as it is now; `None` when it does not exist. A fetch still
+    /// under way when this call began answers it too: it is at most one fetch older than a fetch of its own
+    /// would be, and a change it missed comes through the Secret watch, which wakes the resource again.
     async fn get(&self, api: &Api<Secret>, namespace: &str, name: &str) -> Result<Option<Arc<Secret>>, kube::Error> {
         let asked = Instant::now();
         let key = (namespace.to_owned(), name.to_owned());
@@ -97,16 +98,15 @@ impl SecretCache {
         }
         let slot = self.fetches.lock().expect("fetches lock").entry(key.clone()).or_default().clone();
         let mut last = slot.lock().await;
-        if let Some(fetched) = last.as_ref().filter(|f| f.started >= asked) {
+        if let Some(fetched) = last.as_ref().filter(|f| f.ended >= asked) {
             return Ok(fetched.secret.clone());
         }
         if let Some(secret) = self.current(&key) {
             return Ok(Some(secret));
         }
-        let started = Instant::now();
         let result = self.fetch(api, key.clone(), name).await;
         if let Ok(secret) = &result {
-            *last = Some(Fetched { started, secret: secret.clone() });
+            *last = Some(Fetched { ended: Instant::now(), secret: secret.clone() });
         }
         drop(last);
         let mut fetches = self.fetches.lock().expect("fetches lock");

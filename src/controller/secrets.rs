@@ -115,48 +115,56 @@ fn need(store: &Store<RedisMigration>, (ns, name): &SecretKey) -> Need {
     need
 }
 
-/// Removes the finalizer from queued Secrets that no live resource references. Runs until the
-/// queue closes; waits for the resource cache to be complete before deciding anything.
-pub async fn sweep(
-    client: kube::Client,
-    store: Store<RedisMigration>,
-    cache: Arc<SecretCache>,
-    mut queue: mpsc::UnboundedReceiver<SecretKey>,
-    retry: mpsc::UnboundedSender<SecretKey>,
-) {
-    // Store readiness wakes only one of its waiters (the controller waits on it too), so it is
-    // polled again now and then rather than awaited once.
-    loop {
-        match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
-            Ok(Ok(())) => break,
-            Ok(Err(_)) => return,
-            Err(_) => {}
-        }
-    }
-    while let Some(key) = queue.recv().await {
-        let decision = need(&store, &key);
-        tracing::debug!(namespace = key.0, secret = key.1, ?decision, "in-use check");
-        match decision {
-            Need::InUse => {}
-            Need::Releasing => {
-                let retry = retry.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let _ = retry.send(key);
-                });
+impl Guard {
+    /// Removes the finalizer from queued Secrets that no live resource references. Runs until the
+    /// queue closes; waits for the resource cache to be complete before deciding anything. A Secret
+    /// queued again once its finalizer is gone (every released resource queues its Secrets) costs nothing.
+    pub async fn sweep(
+        &self,
+        client: kube::Client,
+        store: Store<RedisMigration>,
+        mut queue: mpsc::UnboundedReceiver<SecretKey>,
+    ) {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => {}
             }
-            Need::Free => {
-                cache.forget(&key);
-                if let Err(e) = unprotect(&client, &key).await {
-                    tracing::debug!(namespace = key.0, secret = key.1, error = %e, "could not remove the in-use finalizer; retrying");
-                    let retry = retry.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                        let _ = retry.send(key);
-                    });
+        }
+        while let Some(key) = queue.recv().await {
+            let decision = need(&store, &key);
+            tracing::debug!(namespace = key.0, secret = key.1, ?decision, "in-use check");
+            match decision {
+                Need::InUse => {}
+                Need::Releasing => self.check_later(key, Duration::from_secs(1)),
+                Need::Free => {
+                    self.cache.forget(&key);
+                    // Not carrying the finalizer, as far as the watch and this process's patches tell (the watch
+                    // queues the Secret again when it shows one).
+                    if !self.protected.lock().expect("protected lock").contains(&key) {
+                        continue;
+                    }
+                    match unprotect(&client, &key).await {
+                        Ok(()) => {
+                            self.protected.lock().expect("protected lock").remove(&key);
+                        }
+                        Err(e) => {
+                            tracing::debug!(namespace = key.0, secret = key.1, error = %e, "could not remove the in-use finalizer; retrying");
+                            self.check_later(key, Duration::from_secs(2));
+                        }
+                    }
                 }
             }
         }
+    }
+
+    fn check_later(&self, key: SecretKey, after: Duration) {
+        let retry = self.sweeps.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = retry.send(key);
+        });
     }
 }
 
