@@ -379,8 +379,15 @@ async fn finish(mut pass: Pass<'_>, account: &Account, state: State, handled: Op
     if let Some(Problem::Transient(message)) = state.problem {
         return Err(Error::Transient(message));
     }
-    // Ended (or gone): the account loop stops looking; the resync looks again.
-    if matches!(pass.written.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Terminated))
+    // Ended (or gone), as status and the look agree: the account loop stops looking; the resync looks again. A
+    // task not seen yet (missing from one walk) stays watched until a walk tells.
+    let seen_ended = match &state.remote {
+        Remote::Present(task) => task.state().is_terminal(),
+        Remote::Absent => true,
+        Remote::NotLookedUp => false,
+    };
+    if seen_ended
+        && matches!(pass.written.phase, Some(Phase::Succeeded | Phase::Failed | Phase::Terminated))
         && let Some(id) = known_task_id(&pass.rm.spec, &pass.written)
     {
         account.unwatch(id);

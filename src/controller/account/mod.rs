@@ -272,7 +272,7 @@ impl Account {
         let start = *refreshed.borrow_and_update();
         {
             let mut view = self.view();
-            view.register(task_id, owner);
+            view.register(task_id, owner, Instant::now());
             if !fresh && let Some(remote) = view.current(task_id, start) {
                 return Ok(remote);
             }
@@ -302,7 +302,7 @@ impl Account {
     pub fn observe_later(&self, task_id: &str, owner: ObjectRef<RedisMigration>) -> Option<Result<Remote, DcsError>> {
         {
             let mut view = self.view();
-            view.register(task_id, owner.clone());
+            view.register(task_id, owner.clone(), Instant::now());
             if let Some(answer) = view.answer(task_id) {
                 return Some(answer);
             }
@@ -316,7 +316,7 @@ impl Account {
     pub fn ask_for_look(&self, task_id: &str, owner: ObjectRef<RedisMigration>) {
         {
             let mut view = self.view();
-            view.register(task_id, owner);
+            view.register(task_id, owner, Instant::now());
             view.ask(task_id);
         }
         self.wake.notify_one();
@@ -331,7 +331,7 @@ impl Account {
             if let Some(answer) = view.answer(task_id) {
                 return Some(answer);
             }
-            view.ask_resync(task_id, owner);
+            view.ask_resync(task_id, owner, Instant::now());
         }
         self.wake.notify_one();
         None
@@ -341,8 +341,9 @@ impl Account {
     /// stop, ...), so that reconciles see it at once and an older observation cannot undo it.
     pub fn record(&self, task: &RemoteTask, owner: ObjectRef<RedisMigration>) {
         let mut view = self.view();
-        view.register(&task.task_id, owner);
-        view.record(task, Instant::now());
+        let now = Instant::now();
+        view.register(&task.task_id, owner, now);
+        view.record(task, now);
     }
 
     /// Stops a task, coalesced with the other stops of this account due in the same window.

@@ -83,6 +83,9 @@ struct Watched {
     resync: bool,
     /// When the last refresh that saw the task started.
     seen_when: Option<Instant>,
+    /// When the task was first watched: a refresh that started earlier did not look for it (a walk keeps only
+    /// the rows it was asked for, and may stop once it found them), so it tells nothing about it.
+    since: Instant,
 }
 
 /// See `Watched::quiet`.
@@ -161,14 +164,14 @@ struct Lookup {
 pub const SHARED_WALK_PAGES: usize = 3;
 
 impl View {
-    /// Watches a task for `owner` (again, or anew).
-    pub fn register(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>) {
-        let watched = self.entry(task_id, owner);
+    /// Watches a task for `owner` (again, or anew, from `now`).
+    pub fn register(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>, now: Instant) {
+        let watched = self.entry(task_id, owner, now);
         watched.quiet = 0;
         watched.resync = false;
     }
 
-    fn entry(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>) -> &mut Watched {
+    fn entry(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>, now: Instant) -> &mut Watched {
         let watched = self.watched.entry(task_id.to_owned()).or_insert_with(|| Watched {
             owner: owner.clone(),
             seen: None,
@@ -181,6 +184,7 @@ impl View {
             quiet: 0,
             resync: true,
             seen_when: None,
+            since: now,
         });
         watched.owner = owner;
         watched
@@ -189,8 +193,8 @@ impl View {
     /// Asks for the resync look of an ended task: answered by the next refresh, which the loop makes for it
     /// within `RESYNC_LOOKS` (at once when other tasks are watched); `answer` collects it. A task watched
     /// already stays as it is.
-    pub fn ask_resync(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>) {
-        self.entry(task_id, owner);
+    pub fn ask_resync(&mut self, task_id: &str, owner: ObjectRef<RedisMigration>, now: Instant) {
+        self.entry(task_id, owner, now);
         self.ask(task_id);
     }
 
@@ -397,7 +401,7 @@ impl View {
         let recovered = self.last_error.take().is_some();
         let mut wake = Vec::new();
         for (id, watched) in self.watched.iter_mut() {
-            if watched.acted_at.is_some_and(|acted| acted > started) {
+            if watched.since > started || watched.acted_at.is_some_and(|acted| acted > started) {
                 continue;
             }
             let next = match (observed.tasks.get(id), &watched.seen) {
@@ -527,8 +531,8 @@ mod tests {
     fn refreshes_wake_owners_only_when_their_task_changes() {
         let t0 = Instant::now();
         let mut view = View::default();
-        view.register("a", owner("a"));
-        view.register("b", owner("b"));
+        view.register("a", owner("a"), t0);
+        view.register("b", owner("b"), t0);
         let steps: Vec<(Result<Observed, DcsError>, Vec<&str>)> = vec![
             (listed(&[task("a", "MIGRATING"), task("b", "MIGRATING")]), vec![]),
             (listed(&[task("a", "MIGRATING"), task("b", "MIGRATING")]), vec![]),
@@ -548,7 +552,7 @@ mod tests {
     fn a_task_counts_as_gone_only_when_two_complete_walks_miss_it() {
         let t0 = Instant::now();
         let mut view = View::default();
-        view.register("a", owner("a"));
+        view.register("a", owner("a"), t0);
         view.apply(listed(&[task("a", "MIGRATING")]), t0);
         view.apply(listed(&[]), t0);
         assert_eq!(view.current("a", view.refreshes), Some(Remote::Present(task("a", "MIGRATING"))));
@@ -562,7 +566,7 @@ mod tests {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(1);
         let mut view = View::default();
-        view.register("a", owner("a"));
+        view.register("a", owner("a"), t0);
         view.record(&task("a", "FULLMIGRATING"), later);
         view.apply(listed(&[task("a", "RUNNING")]), t0);
         assert_eq!(view.current("a", view.refreshes), Some(Remote::Present(task("a", "FULLMIGRATING"))));
@@ -574,7 +578,7 @@ mod tests {
     fn an_ask_is_answered_by_the_first_refresh_after_it() {
         let t0 = Instant::now();
         let mut view = View::default();
-        view.register("a", owner("a"));
+        view.register("a", owner("a"), t0);
         view.apply(listed(&[task("a", "MIGRATING")]), t0);
         view.ask("a");
         assert!(view.answer("a").is_none(), "no refresh since the ask");
@@ -588,7 +592,7 @@ mod tests {
         let t0 = Instant::now();
         let mut view = View::default();
         assert_eq!(view.plan(t0), None);
-        view.register("a", owner("a"));
+        view.register("a", owner("a"), t0);
         assert_eq!(view.plan(t0), Some(Plan::Walk));
         view.apply(Ok(Observed { complete: true, project_tasks: Some(5_000), ..Default::default() }), t0);
         assert_eq!(view.plan(t0), Some(Plan::Show(vec!["a".into()])));
@@ -601,7 +605,7 @@ mod tests {
         let t0 = Instant::now();
         let mut view = View::default();
         for id in ["a", "b", "c"] {
-            view.register(id, owner(id));
+            view.register(id, owner(id), t0);
         }
         view.apply(listed(&[task("a", "FULLMIGRATING"), task("b", "SUCCESS"), task("c", "INCRMIGEATING")]), t0);
         let intervals = (Duration::from_secs(10), Duration::from_secs(60));
@@ -650,15 +654,15 @@ mod tests {
         let t0 = Instant::now();
         let at = |secs| t0 + Duration::from_secs(secs);
         let mut view = View::default();
-        view.ask_resync("a", owner("a"));
+        view.ask_resync("a", owner("a"), t0);
         assert_eq!(view.plan(t0), Some(Plan::Walk), "the first look of an account is not held back");
         assert_eq!(view.apply(listed(&[task("a", "SUCCESS")]), t0), vec![owner("a")], "the asker is woken");
         assert!(matches!(view.answer("a"), Some(Ok(Remote::Present(t))) if t == task("a", "SUCCESS")));
         assert_eq!(view.load(), (0, 0), "collected: no longer watched");
 
-        view.ask_resync("b", owner("b"));
+        view.ask_resync("b", owner("b"), at(10));
         assert_eq!(view.plan(at(10)), None, "a resync waits for its turn");
-        view.register("c", owner("c"));
+        view.register("c", owner("c"), t0);
         assert_eq!(view.plan(at(10)), Some(Plan::Walk), "unless the loop looks anyway");
         view.unwatch("c");
         assert_eq!(view.plan(at(60)), Some(Plan::Walk), "its turn");
@@ -670,11 +674,25 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_says_nothing_of_a_task_watched_after_it_started() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        let mut view = View::default();
+        view.register("a", owner("a"), t0);
+        // Registered while a walk that looks for "a" alone (and stops once it found it) runs.
+        view.register("b", owner("b"), later);
+        view.apply(listed(&[task("a", "MIGRATING")]), t0);
+        assert!(view.seen_after("b", 0).is_none(), "b still waits for a look, not 'missing'");
+        view.apply(listed(&[task("a", "MIGRATING"), task("b", "TERMINATED")]), later);
+        assert!(matches!(view.seen_after("b", 0), Some(Some(Ok(Remote::Present(t)))) if t == task("b", "TERMINATED")));
+    }
+
+    #[test]
     fn a_walk_can_stop_once_every_watched_task_is_found_and_no_name_is_looked_up() {
         let t0 = Instant::now();
         let mut view = View::default();
-        view.register("a", owner("a"));
-        view.register("b", owner("b"));
+        view.register("a", owner("a"), t0);
+        view.register("b", owner("b"), t0);
         let wanted = view.wanted();
         assert!(!wanted.all_found(1));
         assert!(wanted.all_found(2));
@@ -686,14 +704,14 @@ mod tests {
     fn a_task_seen_ended_a_few_times_with_nobody_asking_is_no_longer_watched() {
         let t0 = Instant::now();
         let mut view = View::default();
-        view.register("a", owner("a"));
-        view.register("b", owner("b"));
+        view.register("a", owner("a"), t0);
+        view.register("b", owner("b"), t0);
         for _ in 0..QUIET_REFRESHES {
             view.apply(listed(&[task("a", "SUCCESS"), task("b", "INCRMIGEATING")]), t0);
         }
         assert_eq!(view.load(), (1, 0), "the ended task is dropped, the streaming one stays");
         assert_eq!(view.plan(t0), Some(Plan::Walk));
-        view.register("a", owner("a"));
+        view.register("a", owner("a"), t0);
         view.ask("a");
         for _ in 0..QUIET_REFRESHES + 1 {
             view.apply(listed(&[task("a", "SUCCESS"), task("b", "INCRMIGEATING")]), t0);
