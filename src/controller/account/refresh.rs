@@ -75,8 +75,8 @@ impl Account {
         }
     }
 
-    /// Walks the list until its end, or until every watched task was found and no name is looked up (then the
-    /// walk does not count the project's tasks).
+    /// Walks the list until its end, or until every task watched when it began was found and no name is looked
+    /// up (then the walk does not count the project's tasks).
     async fn walk_list(&self, wanted: view::Wanted) -> Result<Observed, DcsError> {
         let mut tasks = HashMap::new();
         let mut offset = 0u32;
@@ -84,15 +84,20 @@ impl Account {
             let query = ListQuery { offset: Some(offset), limit: Some(PAGE), name: None };
             let page = self.look(|c| async move { c.list_migration_tasks(&query).await }).await?;
             let rows = page.migration_tasks.len();
-            for row in &page.migration_tasks {
-                if let Some(id) = row.task_id.as_deref().filter(|id| wanted.keeps(id, row.task_name.as_deref())) {
-                    tasks.insert(id.to_owned(), RemoteTask::from_summary(row));
+            {
+                // Also the tasks watched since the walk began: their waiters need not wait for the next one.
+                let view = self.view();
+                for row in &page.migration_tasks {
+                    let kept = |id: &&str| wanted.keeps(id, row.task_name.as_deref()) || view.watches(id);
+                    if let Some(id) = row.task_id.as_deref().filter(kept) {
+                        tasks.insert(id.to_owned(), RemoteTask::from_summary(row));
+                    }
                 }
             }
             if view::last_page(rows, offset)? {
                 break Some(offset as usize + rows);
             }
-            if wanted.all_found(tasks.len()) {
+            if wanted.all_found(&tasks) {
                 // A full page may be the last one (`count` does not say whether it counts the project or the
                 // page): reading on could only find an empty page.
                 break None;

@@ -83,8 +83,9 @@ struct Watched {
     resync: bool,
     /// When the last refresh that saw the task started.
     seen_when: Option<Instant>,
-    /// When the task was first watched: a refresh that started earlier did not look for it (a walk keeps only
-    /// the rows it was asked for, and may stop once it found them), so it tells nothing about it.
+    /// When the task was first watched: a refresh that started earlier may have found it (a walk keeps the rows
+    /// of the tasks watched when it reads them) but cannot tell its absence (it may have read that page before,
+    /// or stopped once it found what it looked for).
     since: Instant,
 }
 
@@ -144,10 +145,10 @@ impl Wanted {
         self.ids.contains(id) || name.is_some_and(|n| self.names.contains(n))
     }
 
-    /// True when `kept` rows already answer everything: every watched task found and no name to look up, so
-    /// the rest of the list need not be read.
-    pub fn all_found(&self, kept: usize) -> bool {
-        self.names.is_empty() && kept >= self.ids.len()
+    /// True when the `kept` rows already answer everything: every watched task found and no name to look up,
+    /// so the rest of the list need not be read.
+    pub fn all_found(&self, kept: &HashMap<String, RemoteTask>) -> bool {
+        self.names.is_empty() && self.ids.iter().all(|id| kept.contains_key(id))
     }
 }
 
@@ -304,6 +305,11 @@ impl View {
         self.watched.is_empty() && self.lookups.is_empty()
     }
 
+    /// True when the task is watched.
+    pub fn watches(&self, task_id: &str) -> bool {
+        self.watched.contains_key(task_id)
+    }
+
     /// Watched tasks and lookups by name waiting for a walk (what keeps the loop looking).
     pub fn load(&self) -> (usize, usize) {
         (self.watched.len(), self.lookups.values().filter(|l| l.answer.is_none()).count())
@@ -401,12 +407,12 @@ impl View {
         let recovered = self.last_error.take().is_some();
         let mut wake = Vec::new();
         for (id, watched) in self.watched.iter_mut() {
-            if watched.since > started || watched.acted_at.is_some_and(|acted| acted > started) {
+            if watched.acted_at.is_some_and(|acted| acted > started) {
                 continue;
             }
             let next = match (observed.tasks.get(id), &watched.seen) {
                 (Some(task), _) => Seen::Present(task.clone()),
-                (None, _) if !observed.complete => continue,
+                (None, _) if !observed.complete || watched.since > started => continue,
                 (None, Some(Seen::Missing(_) | Seen::Absent)) => Seen::Absent,
                 (None, Some(Seen::Present(last))) => Seen::Missing(Some(last.clone())),
                 (None, None) => Seen::Missing(None),
@@ -683,8 +689,11 @@ mod tests {
         view.register("b", owner("b"), later);
         view.apply(listed(&[task("a", "MIGRATING")]), t0);
         assert!(view.seen_after("b", 0).is_none(), "b still waits for a look, not 'missing'");
-        view.apply(listed(&[task("a", "MIGRATING"), task("b", "TERMINATED")]), later);
-        assert!(matches!(view.seen_after("b", 0), Some(Some(Ok(Remote::Present(t)))) if t == task("b", "TERMINATED")));
+        view.apply(listed(&[task("a", "MIGRATING"), task("b", "TERMINATED")]), t0);
+        assert!(
+            matches!(view.seen_after("b", 0), Some(Some(Ok(Remote::Present(t)))) if t == task("b", "TERMINATED")),
+            "but a sighting counts"
+        );
     }
 
     #[test]
@@ -694,10 +703,11 @@ mod tests {
         view.register("a", owner("a"), t0);
         view.register("b", owner("b"), t0);
         let wanted = view.wanted();
-        assert!(!wanted.all_found(1));
-        assert!(wanted.all_found(2));
+        let found = |ids: &[&str]| ids.iter().map(|id| (id.to_string(), task(id, "MIGRATING"))).collect();
+        assert!(!wanted.all_found(&found(&["a", "c"])), "c was not asked for");
+        assert!(wanted.all_found(&found(&["a", "b"])));
         view.ask_name("mine", t0);
-        assert!(!view.wanted().all_found(2), "a name may be further down the list");
+        assert!(!view.wanted().all_found(&found(&["a", "b"])), "a name may be further down the list");
     }
 
     #[test]
