@@ -125,6 +125,8 @@ impl Guard {
         store: Store<RedisMigration>,
         mut queue: mpsc::UnboundedReceiver<SecretKey>,
     ) {
+        // Store readiness wakes only one of its waiters (the controller waits on it too), so it is
+        // polled again now and then rather than awaited once.
         loop {
             match tokio::time::timeout(Duration::from_millis(500), store.wait_until_ready()).await {
                 Ok(Ok(())) => break,
