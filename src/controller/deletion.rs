@@ -54,10 +54,10 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     };
     // A fresh look, without holding a reconcile slot while a whole namespace waits for it: the
     // account's loop wakes this resource when the look is in.
-    let remote = match account.observe_later(&id, pass.owner()) {
+    let remote = match account.observe_later(&id, pass.owner(), true) {
         Some(Ok(remote)) => remote,
         Some(Err(e)) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
-        None => return Ok(until_woken(&pass)),
+        None => return Ok(pass.until_woken()),
     };
     let task = match &remote {
         Remote::Present(task) => task.clone(),
@@ -115,13 +115,7 @@ async fn delete(mut pass: Pass<'_>, account: &Account, id: &str) -> Result<Actio
 /// follows this pass's action (stop, delete) is the one that answers the next pass.
 fn after_next_look(pass: &Pass<'_>, account: &Account, id: &str) -> Action {
     account.ask_for_look(id, pass.owner());
-    until_woken(pass)
-}
-
-/// The account's loop wakes the resource when its look is in; the requeue only guards against
-/// a lost wake-up.
-fn until_woken(pass: &Pass<'_>) -> Action {
-    Action::requeue(pass.ctx.settings.tick * 3)
+    pass.until_woken()
 }
 
 async fn release_gone(pass: &Pass<'_>, account: &Account, id: &str) -> Result<Action, Error> {

@@ -14,6 +14,7 @@ use super::status::{self, Facts};
 use crate::crd::{LastError, Phase, Progress, RedisMigration, RedisMigrationStatus, SwitchoverStatus};
 use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
@@ -262,6 +263,12 @@ impl<'c> Pass<'c> {
         if !already {
             self.event(EventType::Warning, reason, action, message.to_owned()).await;
         }
+    }
+
+    /// Ends a pass whose look the account's loop makes: the loop wakes the resource when the look is in; the
+    /// requeue only guards against a lost wake-up.
+    pub fn until_woken(&self) -> Action {
+        Action::requeue(self.ctx.settings.tick * 3)
     }
 
     /// When to look again at a resource held by `problem`: a Secret or spec change wakes it at once, but

@@ -141,7 +141,12 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
         }
         let step = decide(&pass, &state);
         tracing::debug!(?step, "decided");
-        let Some(result) = perform(&pass, &account, &state, step).await? else { break };
+        let result = match perform(&pass, &account, &state, step).await? {
+            Performed::Did(result) => result,
+            Performed::Nothing => break,
+            // No slot is held while the account's loop looks: it wakes this resource when the look is in.
+            Performed::Later => return Ok(pass.until_woken()),
+        };
         state = decision::advance(state, result, ctx.settings.tick);
         if let Some(point) = state.persist.take() {
             // What the next step relies on is on the server before it runs.
@@ -164,14 +169,27 @@ fn report<'a>(state: &'a State, handled: Option<&'a str>, progress: Option<Progr
     }
 }
 
-/// Performs one step; `None` when there is nothing to do remotely.
-async fn perform(pass: &Pass<'_>, account: &Account, state: &State, step: Step) -> Result<Option<StepResult>, Error> {
+/// What performing a step came to.
+#[expect(clippy::large_enum_variant, reason = "one value per step, on the stack, never stored")]
+enum Performed {
+    Did(StepResult),
+    /// There is nothing to do remotely.
+    Nothing,
+    /// The step's answer comes later: the pass ends and the resource is woken when it is in.
+    Later,
+}
+
+/// Performs one step.
+async fn perform(pass: &Pass<'_>, account: &Account, state: &State, step: Step) -> Result<Performed, Error> {
     let id = state.remote.task_id().unwrap_or_default().to_owned();
-    Ok(Some(match step {
-        Step::Observe => return Ok(None),
+    Ok(Performed::Did(match step {
+        Step::Observe => return Ok(Performed::Nothing),
         Step::Look(fresh) => {
-            let id = known_task_id(&pass.rm.spec, &pass.written).unwrap_or_default().to_owned();
-            StepResult::Looked(account.observe(&id, pass.owner(), fresh).await)
+            let id = known_task_id(&pass.rm.spec, &pass.written).unwrap_or_default();
+            match account.observe_later(id, pass.owner(), fresh) {
+                Some(looked) => StepResult::Looked(looked),
+                None => return Ok(Performed::Later),
+            }
         }
         Step::MarkCreatePending => {
             pass.mark_create_pending().await?;

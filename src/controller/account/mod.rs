@@ -259,52 +259,25 @@ impl Account {
         }
     }
 
-    /// The task as last observed by the account's loop, registering it for observation. When
-    /// there is no observation newer than one tick (or `fresh` asks for one), waits for the next
-    /// refresh; when none comes in time, shows the task directly.
-    pub async fn observe(
+    /// The task as the account's loop last saw it, registering it for observation, without holding the
+    /// caller's reconcile while the loop looks: a look no older than one refresh (unless `fresh` asks for one
+    /// made after now), or what the refresh asked for (`ask_for_look`, or this call) saw, or its error. `None`
+    /// until that look is in: the loop wakes the owner then.
+    pub fn observe_later(
         &self,
         task_id: &str,
         owner: ObjectRef<RedisMigration>,
         fresh: bool,
-    ) -> Result<Remote, DcsError> {
-        let mut refreshed = self.refreshed.subscribe();
-        let start = *refreshed.borrow_and_update();
-        {
-            let mut view = self.view();
-            view.register(task_id, owner, Instant::now());
-            if !fresh && let Some(remote) = view.current(task_id, start) {
-                return Ok(remote);
-            }
-        }
-        self.wake.notify_one();
-        let deadline = self.settings.tick * 3 + self.settings.timeout;
-        let waited = tokio::time::timeout(deadline, async {
-            loop {
-                refreshed.changed().await.ok()?;
-                // A failed refresh answers every waiter with its error (Synced=False), at once.
-                if let Some(seen) = self.view().seen_after(task_id, start) {
-                    return seen;
-                }
-            }
-        })
-        .await;
-        match waited {
-            Ok(Some(result)) => result,
-            _ => self.show(task_id).await,
-        }
-    }
-
-    /// Like `observe` with `fresh`, for callers that must not hold their reconcile while they
-    /// wait: answers what a refresh completed after the ask (`ask_for_look`, or this call when
-    /// nothing was asked) saw, or its error; until then answers `None` and the owner is woken when
-    /// the look is in.
-    pub fn observe_later(&self, task_id: &str, owner: ObjectRef<RedisMigration>) -> Option<Result<Remote, DcsError>> {
+    ) -> Option<Result<Remote, DcsError>> {
         {
             let mut view = self.view();
             view.register(task_id, owner.clone(), Instant::now());
             if let Some(answer) = view.answer(task_id) {
                 return Some(answer);
+            }
+            let refreshes = view.refreshes;
+            if !fresh && let Some(remote) = view.current(task_id, refreshes) {
+                return Some(Ok(remote));
             }
         }
         self.ask_for_look(task_id, owner);
@@ -400,16 +373,5 @@ impl Account {
     pub async fn detail(&self, task_id: &str) -> Result<MigrationTask, DcsError> {
         let id = task_id.to_owned();
         self.call(|c| async move { c.show_migration_task(&id).await }).await
-    }
-
-    /// Shows one task directly and records what it saw.
-    pub async fn show(&self, task_id: &str) -> Result<Remote, DcsError> {
-        let remote = match self.detail(task_id).await {
-            Ok(task) => Remote::Present(RemoteTask::from_detail(&task, task_id)),
-            Err(e) if e.is_not_found() => Remote::Absent,
-            Err(e) => return Err(e),
-        };
-        self.view().looked(task_id, &remote);
-        Ok(remote)
     }
 }

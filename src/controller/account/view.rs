@@ -255,18 +255,6 @@ impl View {
         }
     }
 
-    /// Records a direct look at one task.
-    pub fn looked(&mut self, task_id: &str, remote: &Remote) {
-        let refreshes = self.refreshes.max(1);
-        if let Some(w) = self.watched.get_mut(task_id) {
-            w.seen = Some(match remote {
-                Remote::Present(t) => Seen::Present(t.clone()),
-                _ => Seen::Absent,
-            });
-            w.seen_at = refreshes;
-        }
-    }
-
     /// An accepted action whose answer carries no task: the task now reads `word`.
     pub fn assume(&mut self, task_id: &str, word: &str, now: Instant) {
         if let Some(w) = self.watched.get_mut(task_id) {
