@@ -1322,7 +1322,7 @@ async fn run() {
         requests_in(&requests, Agent::Ours, from, to).filter(|r| r.is_write() && f(r)).count() as u64
     };
     // Writes to each RedisMigration (metadata and status) from the apply to its first Ready.
-    let mut writes_of: HashMap<&str, u64> = HashMap::new();
+    let mut writes_seq: HashMap<&str, Vec<&Request>> = HashMap::new();
     for r in requests_in(&requests, Agent::Ours, t_apply, last_ready + 1) {
         if r.is_write()
             && r.on_migration()
@@ -1330,10 +1330,11 @@ async fn run() {
         {
             let ready_at = world.objects.get(key).and_then(|s| s.first_ready_ms).unwrap_or(i64::MAX);
             if r.at_ms <= ready_at {
-                *writes_of.entry(key.as_str()).or_insert(0) += 1;
+                writes_seq.entry(key.as_str()).or_default().push(r);
             }
         }
     }
+    let writes_of: HashMap<&str, u64> = writes_seq.iter().map(|(k, v)| (*k, v.len() as u64)).collect();
     let mut writes_by_kind = serde_json::Map::new();
     let mut writes_over_total = 0usize;
     let mut worst_kind_margin = f64::NEG_INFINITY;
@@ -1348,7 +1349,22 @@ async fn run() {
             .iter()
             .map(|r| world.objects.get(&r.key).map_or(0, |s| s.phases_to_ready.len()).max(kind.nominal_phases()))
             .collect();
-        let over = writes.iter().zip(&phases).filter(|(w, p)| **w as usize > **p + 2).count();
+        let over_keys: Vec<&str> = of_kind
+            .iter()
+            .zip(writes.iter().zip(&phases))
+            .filter(|(_, (w, p))| **w as usize > **p + 2)
+            .map(|(r, _)| r.key.as_str())
+            .collect();
+        let over = over_keys.len();
+        // What the audit log says of a few of them: which writes, and how the API server answered.
+        for key in over_keys.iter().take(3) {
+            let seq: Vec<String> = writes_seq[key]
+                .iter()
+                .map(|r| format!("+{}ms {} {} {}", r.at_ms - t_apply, r.verb, r.resource, r.code))
+                .collect();
+            let seen = world.objects.get(*key).map(|s| s.phases_to_ready.clone()).unwrap_or_default();
+            b.say(&format!("over phases + 2: {key} phases {seen:?}, writes {seq:?}"));
+        }
         let mean = writes.iter().sum::<u64>() as f64 / writes.len() as f64;
         let phases_mean = phases.iter().sum::<usize>() as f64 / phases.len() as f64;
         writes_over_total += over;
