@@ -30,6 +30,16 @@ pub enum Command {
     Version,
 }
 
+impl Cli {
+    /// Threads of the async runtime: `--worker-threads` for the controller, one for the short commands.
+    pub fn worker_threads(&self) -> usize {
+        match &self.command {
+            Command::Run(args) => usize::from(args.timing.worker_threads),
+            _ => 1,
+        }
+    }
+}
+
 /// Runs the command line and returns the process exit code.
 pub async fn run(cli: Cli) -> std::process::ExitCode {
     match cli.command {

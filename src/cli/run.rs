@@ -86,6 +86,11 @@ pub struct TimingArgs {
     /// connection and its buffers, so this bounds memory and API server load).
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
+    /// Threads that run the operator's work. It waits on the network far more than it computes (10,000
+    /// resources took a sixth of one core), and each thread adds a malloc arena whose free memory the others
+    /// cannot reuse: one thread peaked at 27.6 MiB with 1,000 resources where two peaked at 30.4.
+    #[arg(long, env = "WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: u16,
     /// Progress counters (percent, offset, rates) are written to status at most this often while
     /// the phase holds; a phase change is written at once.
     #[arg(long, env = "PROGRESS_UPDATE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
