@@ -210,15 +210,6 @@ impl View {
         watched.seen.as_ref().filter(|_| fresh_enough).map(Seen::remote)
     }
 
-    /// What a refresh completed after `start` saw of the task, or its error.
-    pub fn seen_after(&self, task_id: &str, start: u64) -> Option<Option<Result<Remote, DcsError>>> {
-        if let Some(e) = &self.last_error {
-            return Some(Some(Err(e.clone())));
-        }
-        let watched = self.watched.get(task_id).filter(|w| w.seen_at > start)?;
-        Some(watched.seen.as_ref().map(|seen| Ok(seen.remote())))
-    }
-
     /// Answers an earlier `ask`, once a refresh after it is in (and forgets the ask).
     pub fn answer(&mut self, task_id: &str) -> Option<Result<Remote, DcsError>> {
         let (refreshes, failed) = (self.refreshes, self.last_error.clone());
@@ -675,11 +666,12 @@ mod tests {
         view.register("a", owner("a"), t0);
         // Registered while a walk that looks for "a" alone (and stops once it found it) runs.
         view.register("b", owner("b"), later);
+        view.ask("b");
         view.apply(listed(&[task("a", "MIGRATING")]), t0);
-        assert!(view.seen_after("b", 0).is_none(), "b still waits for a look, not 'missing'");
+        assert!(view.answer("b").is_none(), "b still waits for a look, not 'missing'");
         view.apply(listed(&[task("a", "MIGRATING"), task("b", "TERMINATED")]), t0);
         assert!(
-            matches!(view.seen_after("b", 0), Some(Some(Ok(Remote::Present(t)))) if t == task("b", "TERMINATED")),
+            matches!(view.answer("b"), Some(Ok(Remote::Present(t))) if t == task("b", "TERMINATED")),
             "but a sighting counts"
         );
     }
