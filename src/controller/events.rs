@@ -4,8 +4,10 @@
 //! kube-runtime's `Recorder` does the same but keeps a full copy of every Event it published for
 //! six minutes (its table was the largest single allocation, 2.95 MiB, in a heaptrack of the
 //! 200-resource benchmark, and grows with every phase change). Here a published Event is
-//! remembered by a hash of what makes it a repeat and the little a series patch needs: its name,
-//! count and time.
+//! remembered by a hash of what makes it a repeat and the little a series patch needs: when it was
+//! created (its name is the resource's name and that time), its count and its last time. No entry
+//! owns a string, and expired entries are dropped at most once per `PURGE_EVERY`, not on every
+//! publish (at 10,000 resources the table holds tens of thousands of entries).
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -21,6 +23,8 @@ use std::sync::Mutex;
 
 /// How long an Event can be continued as a series (kube-runtime and client-go use 6 minutes).
 const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
+/// How often expired series are dropped from the table.
+const PURGE_EVERY: SignedDuration = SignedDuration::from_secs(30);
 
 /// Publishes Events as one reporting controller.
 pub struct Events {
@@ -28,15 +32,28 @@ pub struct Events {
     controller: String,
     instance: String,
     hasher: RandomState,
-    recent: Mutex<HashMap<u64, Published>>,
+    recent: Mutex<Recent>,
+}
+
+/// The series that may still be continued, and when expired ones were last dropped.
+#[derive(Default)]
+struct Recent {
+    series: HashMap<u64, Published>,
+    purged: Option<Timestamp>,
 }
 
 /// What is kept of a published Event to continue its series.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Published {
-    name: String,
+    /// When the Event was created: with the resource's name, its name (`event_name`).
+    created: Timestamp,
     count: i32,
     last: Timestamp,
+}
+
+/// The name of an Event about `regarding` created at `created`.
+fn event_name(regarding: &ObjectReference, fallback: &str, created: Timestamp) -> String {
+    format!("{}.{:x}", regarding.name.as_deref().unwrap_or(fallback), created.as_nanosecond())
 }
 
 impl Events {
@@ -47,7 +64,7 @@ impl Events {
             controller: controller.to_owned(),
             instance: instance.unwrap_or_else(|| controller.to_owned()),
             hasher: RandomState::new(),
-            recent: Mutex::new(HashMap::new()),
+            recent: Mutex::new(Recent::default()),
         }
     }
 
@@ -66,8 +83,11 @@ impl Events {
         ));
         let repeat = {
             let mut recent = self.recent.lock().expect("events lock");
-            recent.retain(|_, p| p.last + SERIES_TTL > now);
-            recent.get(&key).cloned()
+            if recent.purged.is_none_or(|purged| purged + PURGE_EVERY <= now) {
+                recent.series.retain(|_, p| p.last + SERIES_TTL > now);
+                recent.purged = Some(now);
+            }
+            recent.series.get(&key).copied().filter(|p| p.last + SERIES_TTL > now)
         };
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
@@ -75,7 +95,8 @@ impl Events {
             Some(p) => {
                 let count = p.count + 1;
                 let series = json!({ "series": { "count": count, "lastObservedTime": MicroTime(now) } });
-                match api.patch(&p.name, &PatchParams::default(), &Patch::Merge(&series)).await {
+                let name = event_name(regarding, &self.controller, p.created);
+                match api.patch(&name, &PatchParams::default(), &Patch::Merge(&series)).await {
                     Ok(_) => Published { count, last: now, ..p },
                     // Expired or removed meanwhile: start again.
                     Err(kube::Error::Api(s)) if s.code == 404 => self.create(&api, event, regarding, now).await?,
@@ -84,7 +105,7 @@ impl Events {
             }
             None => self.create(&api, event, regarding, now).await?,
         };
-        self.recent.lock().expect("events lock").insert(key, published);
+        self.recent.lock().expect("events lock").series.insert(key, published);
         Ok(())
     }
 
@@ -95,10 +116,9 @@ impl Events {
         regarding: &ObjectReference,
         now: Timestamp,
     ) -> Result<Published, kube::Error> {
-        let name = format!("{}.{:x}", regarding.name.as_deref().unwrap_or(&self.controller), now.as_nanosecond());
         let object = K8sEvent {
             metadata: ObjectMeta {
-                name: Some(name.clone()),
+                name: Some(event_name(regarding, &self.controller, now)),
                 namespace: regarding.namespace.clone(),
                 ..Default::default()
             },
@@ -117,6 +137,6 @@ impl Events {
             ..Default::default()
         };
         api.create(&PostParams::default(), &object).await?;
-        Ok(Published { name, count: 1, last: now })
+        Ok(Published { created: now, count: 1, last: now })
     }
 }

@@ -536,6 +536,9 @@ impl DcsClient {
         for (name, value) in headers {
             request = request.header(name, value);
         }
+        if operation.answer_is_large() {
+            request = request.header(reqwest::header::CONNECTION, "close");
+        }
         if let Some(bytes) = &call.body {
             request = request.body(bytes.clone());
         }
