@@ -25,13 +25,18 @@ pub const SECRET_FINALIZER: &str = "dcs.migration.io/in-use";
 pub struct Guard {
     protected: Mutex<HashSet<SecretKey>>,
     sweeps: mpsc::UnboundedSender<SecretKey>,
+    /// Secrets queued for a check or waiting for a recheck: each at most once. A check reads the whole
+    /// resource cache; every released resource queues its Secrets, and every check that finds them still
+    /// referenced by resources being deleted rechecks them a second later, so without this a mass delete of
+    /// 10,000 resources ran thousands of checks a second and kept the one runtime thread busy for 45 minutes.
+    queued: Mutex<HashSet<SecretKey>>,
     /// The referenced Secrets as last read, while the watch says they are unchanged.
     pub cache: Arc<SecretCache>,
 }
 
 impl Guard {
     pub fn new(sweeps: mpsc::UnboundedSender<SecretKey>, cache: Arc<SecretCache>) -> Self {
-        Self { protected: Mutex::new(HashSet::new()), sweeps, cache }
+        Self { protected: Mutex::new(HashSet::new()), sweeps, queued: Mutex::new(HashSet::new()), cache }
     }
 
     /// Records a Secret event of the metadata watch; Secrets that carry the finalizer are
@@ -42,7 +47,7 @@ impl Guard {
         if secret.finalizers().iter().any(|f| f == SECRET_FINALIZER) {
             protected.insert(key.clone());
             drop(protected);
-            let _ = self.sweeps.send(key);
+            self.queue(key);
         } else {
             protected.remove(&key);
         }
@@ -84,7 +89,15 @@ impl Guard {
     pub fn released(&self, rm: &RedisMigration) {
         let ns = rm.namespace().unwrap_or_default();
         for name in secret_names(rm) {
-            let _ = self.sweeps.send((ns.clone(), name.to_owned()));
+            self.queue((ns.clone(), name.to_owned()));
+        }
+    }
+
+    /// Queues a Secret for a check, unless it is queued or waiting for a recheck already (that check comes
+    /// no later and reads the cache as it is then).
+    fn queue(&self, key: SecretKey) {
+        if self.queued.lock().expect("queued lock").insert(key.clone()) {
+            let _ = self.sweeps.send(key);
         }
     }
 }
@@ -135,6 +148,7 @@ impl Guard {
             }
         }
         while let Some(key) = queue.recv().await {
+            self.queued.lock().expect("queued lock").remove(&key);
             let decision = need(&store, &key);
             tracing::debug!(namespace = key.0, secret = key.1, ?decision, "in-use check");
             match decision {
@@ -162,6 +176,9 @@ impl Guard {
     }
 
     fn check_later(&self, key: SecretKey, after: Duration) {
+        if !self.queued.lock().expect("queued lock").insert(key.clone()) {
+            return;
+        }
         let retry = self.sweeps.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
@@ -195,4 +212,38 @@ pub fn secret_names(rm: &RedisMigration) -> impl Iterator<Item = &str> {
         .flatten()
         .filter_map(|e| e.password_secret_ref.as_ref().map(|r| r.name.as_str()));
     spec.credentials_secret_ref.as_ref().map(|r| r.name.as_str()).into_iter().chain(passwords)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{RedisMigrationSpec, SecretRef};
+
+    fn resource(name: &str) -> RedisMigration {
+        let spec = RedisMigrationSpec {
+            credentials_secret_ref: Some(SecretRef { name: "dcs-credentials".into() }),
+            ..serde_json::from_value(serde_json::json!({
+                "region": "cn-north-4", "type": "BackupImport", "target": {"instanceId": "i"}
+            }))
+            .expect("a minimal spec")
+        };
+        let mut rm = RedisMigration::new(name, spec);
+        rm.metadata.namespace = Some("team-a".into());
+        rm
+    }
+
+    #[test]
+    fn a_secret_released_by_many_resources_is_queued_for_one_check() {
+        let (sweeps, mut queue) = mpsc::unbounded_channel();
+        let guard = Guard::new(sweeps, Arc::new(SecretCache::default()));
+        for i in 0..1000 {
+            guard.released(&resource(&format!("rm-{i}")));
+        }
+        let key = ("team-a".to_owned(), "dcs-credentials".to_owned());
+        assert_eq!(queue.try_recv().ok(), Some(key.clone()));
+        assert!(queue.try_recv().is_err(), "one check covers every release made before it runs");
+        guard.queued.lock().unwrap().remove(&key);
+        guard.released(&resource("rm-late"));
+        assert_eq!(queue.try_recv().ok(), Some(key), "a release after the check queues it again");
+    }
 }
