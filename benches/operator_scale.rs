@@ -1172,18 +1172,24 @@ async fn run() {
                 }
             }
         }
-        // Counted whole: the API server leaves `remainingItemCount` out of a list with a label selector.
-        let lp = ListParams::default().labels(LABEL);
-        let left = b.api_all().list_metadata(&lp).await.map_or(usize::MAX, |l| l.items.len());
-        if left == 0 {
+        // One item tells whether any is left; the count (printed) needs the whole list, as the API server leaves
+        // `remainingItemCount` out of a list with a label selector: read every 10 s only, not every poll.
+        let any_left = b.api_all().list_metadata(&ListParams::default().labels(LABEL).limit(1)).await;
+        if any_left.is_ok_and(|l| l.items.is_empty()) {
             break true;
         }
         b.check_operator();
+        let count_left = || async {
+            let all = b.api_all().list_metadata(&ListParams::default().labels(LABEL)).await;
+            all.map_or(usize::MAX, |l| l.items.len())
+        };
         if tokio::time::Instant::now() >= delete_deadline {
+            let left = count_left().await;
             b.say(&format!("TIMED OUT: {left} resources left"));
             break false;
         }
         if tokio::time::Instant::now() >= next_report {
+            let left = count_left().await;
             b.say(&format!(
                 "deleting: {left} resources left, {} of {} live tasks ended",
                 terminated_seen.len(),
