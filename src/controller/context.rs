@@ -5,6 +5,7 @@ use super::account::Accounts;
 use super::credentials::Defaults;
 use super::events::Events;
 use super::identity::Identities;
+use super::resync::Resyncs;
 use super::secrets::Guard;
 use super::written::Written;
 use crate::crd::RedisMigration;
@@ -15,15 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Timings of the reconcile loop.
-/// Where a resource whose task ended stands with its resync (`Context::ended_resync`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resync {
-    /// Leave it alone this long.
-    Wait(Duration),
-    /// Its resync look is due.
-    Due,
-}
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Observation interval of moving tasks (`--tick`).
@@ -60,8 +52,8 @@ pub struct Context {
     /// Statuses written that the cache may not show yet.
     pub written: Arc<Written>,
     failures: Mutex<HashMap<ObjectRef<RedisMigration>, u32>>,
-    /// When each resource whose task ended is next due for a look (see `ended_resync`).
-    ended: Mutex<HashMap<ObjectRef<RedisMigration>, Instant>>,
+    /// When each resource whose task ended is next due for a look.
+    pub resyncs: Resyncs,
     /// When each provisioning task's job was last read.
     job_polls: Mutex<HashMap<ObjectRef<RedisMigration>, Instant>>,
 }
@@ -76,6 +68,7 @@ impl Context {
         settings: Settings,
         guard: Guard,
     ) -> Self {
+        let resyncs = Resyncs::new(settings.resync);
         Self {
             client,
             accounts,
@@ -86,7 +79,7 @@ impl Context {
             guard,
             written: Arc::new(Written::default()),
             failures: Mutex::new(HashMap::new()),
-            ended: Mutex::new(HashMap::new()),
+            resyncs,
             job_polls: Mutex::new(HashMap::new()),
         }
     }
@@ -101,32 +94,9 @@ impl Context {
         base.mul_f64(rand::rng().random_range(0.8..1.2))
     }
 
-    /// Whether a resource whose task ended is due for its resync look (at most one per resync, whatever wakes
-    /// it), or how long to leave it alone. The first pass of this process over it counts as a look, so that a
-    /// restart with thousands of ended resources makes no DCS call and no write for them until their resync.
-    /// It stays due until `resynced`.
-    pub fn ended_resync(&self, key: &ObjectRef<RedisMigration>, now: Instant) -> Resync {
-        let mut ended = self.ended.lock().expect("ended lock");
-        let due = *ended.entry(key.clone()).or_insert_with(|| now + self.next_resync());
-        match due.checked_duration_since(now) {
-            Some(wait) if !wait.is_zero() => Resync::Wait(wait),
-            _ => Resync::Due,
-        }
-    }
-
-    /// The resource's resync look is in: the next one is a resync from now.
-    pub fn resynced(&self, key: &ObjectRef<RedisMigration>, now: Instant) {
-        self.ended.lock().expect("ended lock").insert(key.clone(), now + self.next_resync());
-    }
-
-    /// The resync interval, spread over +20 % so that resources that ended together do not resync together.
-    fn next_resync(&self) -> Duration {
-        self.settings.resync.mul_f64(rand::rng().random_range(1.0..1.2))
-    }
-
     /// The resource is going: forget it.
     pub fn forget_ended(&self, key: &ObjectRef<RedisMigration>) {
-        self.ended.lock().expect("ended lock").remove(key);
+        self.resyncs.forget(key);
         self.job_polls.lock().expect("job polls lock").remove(key);
     }
 

@@ -15,6 +15,7 @@ pub mod observed;
 pub mod pass;
 pub mod reconcile;
 pub mod requests;
+pub mod resync;
 pub mod secret_cache;
 pub mod secrets;
 pub mod status;
@@ -68,6 +69,7 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
     let concurrency = config.settings.concurrency;
     let tenancy = config.defaults.tenancy.clone();
     let namespace_wakes = triggers.clone();
+    let resync_wakes = triggers.clone();
     let ctx = Arc::new(Context::new(
         client.clone(),
         account::Accounts::new(config.accounts, triggers).with_observer(config.metrics.clone()),
@@ -85,6 +87,9 @@ pub async fn run(client: kube::Client, config: RunConfig, shutdown: impl Future<
         .with_config(controller::Config::default().concurrency(concurrency));
     config.metrics.watch_store(store.clone());
     tokio::spawn(report_synced(store.clone(), config.health.clone()));
+    let resync_ctx = ctx.clone();
+    let resync_store = store.clone();
+    tokio::spawn(async move { resync_ctx.resyncs.wake_due(resync_store, resync_wakes).await });
     let watch_namespace = config.watch_namespace.clone();
     tokio::spawn(tenancy::watch(client.clone(), watch_namespace, tenancy, store.clone(), namespace_wakes));
     // Secrets are watched by metadata only (no data) and mapped to the resources that reference

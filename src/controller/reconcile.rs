@@ -7,13 +7,14 @@
 use super::account::Account;
 use super::account::view::RESYNC_LOOKS;
 use super::conditions::Problem;
-use super::context::{Context, Resync};
+use super::context::Context;
 use super::decision::{self, Attempt, Created, Inputs, Recorded, State, Step, StepResult};
 use super::deletion;
 use super::names::ANNOTATION_RECONCILE_REQUESTED;
 use super::observed::{Remote, known_task_id};
 use super::pass::{Error, Pass, Report};
 use super::requests::{self, CreateBody, Passwords};
+use super::resync::Resync;
 use super::switchover;
 use crate::crd::{Phase, Progress, RedisMigration, SwitchAction, SwitchState};
 use crate::dcs::DcsError;
@@ -102,10 +103,10 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
         return paused(pass, handled).await;
     }
     let resync = ended_and_settled(&pass, handled);
-    if resync && let Resync::Wait(wait) = ctx.ended_resync(&pass.owner(), std::time::Instant::now()) {
-        // Ended and looked at (or ended before this process started): nothing to do until its
-        // resync is due.
-        return Ok(Action::requeue(wait));
+    if resync && let Resync::Wait(_) = ctx.resyncs.check(&pass.owner(), std::time::Instant::now()) {
+        // Ended and looked at (or ended before this process started): nothing to do until its resync is due,
+        // when the resync timer wakes it.
+        return Ok(Action::await_change());
     }
     // Before any remote call, the Secrets this resource needs must survive until it is released.
     ctx.guard.protect(&ctx.client, &pass.rm).await?;
@@ -126,7 +127,7 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
         };
         if looked.is_ok() {
             // A failed look leaves the resync due: the retry asks again.
-            ctx.resynced(&pass.owner(), std::time::Instant::now());
+            ctx.resyncs.looked(&pass.owner(), std::time::Instant::now());
         }
         state = decision::advance(state, StepResult::Looked(looked), ctx.settings.tick);
     }
