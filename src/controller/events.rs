@@ -42,13 +42,31 @@ struct Recent {
     purged: Option<Timestamp>,
 }
 
-/// What is kept of a published Event to continue its series.
+/// What is kept of a published Event to continue its series (24 bytes: the table holds tens of thousands).
 #[derive(Debug, Clone, Copy)]
 struct Published {
     /// When the Event was created: with the resource's name, its name (`event_name`).
     created: Timestamp,
     count: i32,
-    last: Timestamp,
+    /// Whole seconds from `created` to its last occurrence.
+    last: u32,
+}
+
+impl Published {
+    fn new(now: Timestamp) -> Self {
+        Self { created: now, count: 1, last: 0 }
+    }
+
+    /// Whether a repeat at `now` continues the series (within `SERIES_TTL` of the last occurrence).
+    fn continues(&self, now: Timestamp) -> bool {
+        self.created + SignedDuration::from_secs(i64::from(self.last)) + SERIES_TTL > now
+    }
+
+    /// The series after one more occurrence at `now`.
+    fn repeated(self, now: Timestamp) -> Self {
+        let since = now.duration_since(self.created).as_secs();
+        Self { count: self.count + 1, last: u32::try_from(since.max(0)).unwrap_or(u32::MAX), ..self }
+    }
 }
 
 /// The name of an Event about `regarding` created at `created`.
@@ -84,20 +102,25 @@ impl Events {
         let repeat = {
             let mut recent = self.recent.lock().expect("events lock");
             if recent.purged.is_none_or(|purged| purged + PURGE_EVERY <= now) {
-                recent.series.retain(|_, p| p.last + SERIES_TTL > now);
+                recent.series.retain(|_, p| p.continues(now));
+                // After a burst (apply or delete of thousands) the table would keep its largest size.
+                let len = recent.series.len();
+                if recent.series.capacity() > 4 * len.max(256) {
+                    recent.series.shrink_to(2 * len);
+                }
                 recent.purged = Some(now);
             }
-            recent.series.get(&key).copied().filter(|p| p.last + SERIES_TTL > now)
+            recent.series.get(&key).copied().filter(|p| p.continues(now))
         };
         let namespace = regarding.namespace.as_deref().unwrap_or("default");
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         let published = match repeat {
             Some(p) => {
-                let count = p.count + 1;
-                let series = json!({ "series": { "count": count, "lastObservedTime": MicroTime(now) } });
+                let next = p.repeated(now);
+                let series = json!({ "series": { "count": next.count, "lastObservedTime": MicroTime(now) } });
                 let name = event_name(regarding, &self.controller, p.created);
                 match api.patch(&name, &PatchParams::default(), &Patch::Merge(&series)).await {
-                    Ok(_) => Published { count, last: now, ..p },
+                    Ok(_) => next,
                     // Expired or removed meanwhile: start again.
                     Err(kube::Error::Api(s)) if s.code == 404 => self.create(&api, event, regarding, now).await?,
                     Err(e) => return Err(e),
@@ -137,6 +160,29 @@ impl Events {
             ..Default::default()
         };
         api.create(&PostParams::default(), &object).await?;
-        Ok(Published { created: now, count: 1, last: now })
+        Ok(Published::new(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_continues_within_six_minutes_of_its_last_occurrence_however_old_it_is() {
+        let start: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let at = |secs: i64| start + SignedDuration::from_secs(secs);
+        let first = Published::new(start);
+        assert!(first.continues(at(359)));
+        assert!(!first.continues(at(360)));
+        let later = first.repeated(at(300)).repeated(at(650));
+        assert_eq!((later.count, later.created), (3, start), "the name stays the first Event's");
+        assert!(later.continues(at(1009)));
+        assert!(!later.continues(at(1010)));
+    }
+
+    #[test]
+    fn a_remembered_series_takes_24_bytes() {
+        assert_eq!(std::mem::size_of::<Published>(), 24);
     }
 }
