@@ -64,6 +64,11 @@ impl Account {
             let woken = view.apply(outcome, started);
             (woken, view.refreshes)
         };
+        tracing::debug!(
+            woken = woken.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "refreshed the account's view"
+        );
         for owner in woken {
             let _ = self.triggers.send(owner);
         }
