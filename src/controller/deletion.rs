@@ -57,8 +57,12 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     let remote = match account.observe_later(&id, pass.owner(), true) {
         Some(Ok(remote)) => remote,
         Some(Err(e)) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
-        None => return Ok(pass.until_woken()),
+        None => {
+            tracing::debug!(task_id = %id, "deleting: waiting for a look at the task");
+            return Ok(pass.until_woken());
+        }
     };
+    tracing::debug!(task_id = %id, state = ?remote.state(), "deleting: the task as looked at");
     let task = match &remote {
         Remote::Present(task) => task.clone(),
         Remote::Absent => return release_gone(&pass, &account, &id).await,
