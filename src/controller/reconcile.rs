@@ -103,7 +103,7 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
         return paused(pass, handled).await;
     }
     let resync = ended_and_settled(&pass, handled);
-    if resync && let Resync::Wait(_) = ctx.resyncs.check(&pass.owner(), std::time::Instant::now()) {
+    if resync && ctx.resyncs.check(&pass.owner(), std::time::Instant::now()) == Resync::Wait {
         // Ended and looked at (or ended before this process started): nothing to do until its resync is due,
         // when the resync timer wakes it.
         return Ok(Action::await_change());

@@ -18,8 +18,8 @@ const TIMER: Duration = Duration::from_secs(1);
 /// Where a resource whose task ended stands with its resync (`Resyncs::check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resync {
-    /// Leave it alone this long (the timer wakes it then).
-    Wait(Duration),
+    /// Leave it alone: the timer wakes it when its look is due.
+    Wait,
     /// Its resync look is due.
     Due,
 }
@@ -51,11 +51,15 @@ impl Resyncs {
     /// until `looked`.
     pub fn check(&self, key: &ObjectRef<RedisMigration>, now: Instant) -> Resync {
         let mut ended = self.ended.lock().expect("resyncs lock");
-        let due = ended.entry(compact(key)).or_insert_with(|| Ended { due: now + self.next(), woken: false }).due;
-        match due.checked_duration_since(now) {
-            Some(wait) if !wait.is_zero() => Resync::Wait(wait),
-            _ => Resync::Due,
-        }
+        let due = match ended.get(key) {
+            Some(known) => known.due,
+            None => {
+                let due = now + self.next();
+                ended.insert(compact(key), Ended { due, woken: false });
+                due
+            }
+        };
+        if due > now { Resync::Wait } else { Resync::Due }
     }
 
     /// The resource's resync look is in: the next one is a resync from now.
@@ -145,15 +149,14 @@ mod tests {
     fn the_first_pass_counts_as_a_look_and_the_timer_wakes_the_resource_once_when_due() {
         let resyncs = Resyncs::new(Duration::from_secs(600));
         let start = Instant::now();
-        let Resync::Wait(wait) = resyncs.check(&key("a"), start) else { panic!("the first pass is a look") };
-        assert!(wait >= Duration::from_secs(600) && wait < Duration::from_secs(720), "{wait:?}");
+        assert_eq!(resyncs.check(&key("a"), start), Resync::Wait, "the first pass is a look");
         assert_eq!(resyncs.take_due(start + Duration::from_secs(599), |_| true), vec![]);
         let later = start + Duration::from_secs(721);
         assert_eq!(resyncs.take_due(later, |_| true), vec![key("a")]);
         assert_eq!(resyncs.take_due(later, |_| true), vec![], "woken once, until the look is in");
         assert_eq!(resyncs.check(&key("a"), later), Resync::Due, "due until the look is in");
         resyncs.looked(&key("a"), later);
-        assert!(matches!(resyncs.check(&key("a"), later), Resync::Wait(_)));
+        assert_eq!(resyncs.check(&key("a"), later), Resync::Wait);
         assert_eq!(resyncs.take_due(later + Duration::from_secs(721), |_| true), vec![key("a")], "and the next");
     }
 
