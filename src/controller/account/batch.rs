@@ -96,28 +96,38 @@ impl Batcher {
 
     /// Sends queued requests while the batcher lives. A round opens with its first request and
     /// closes when a window passes without a new one, when a batch is full, or after
-    /// `MAX_WINDOWS` windows; then everything queued goes out through the account's circuit. Mass
+    /// `MAX_WINDOWS` windows; then what is queued goes out through the account's circuit. Mass
     /// deletions arrive as a stream (kubectl deletes one object at a time), so closing on quiet
-    /// rather than on a fixed timer is what keeps the calls few and full.
+    /// rather than on a fixed timer is what keeps the calls few and full. A round that holds a full
+    /// batch sends full batches only: the rest opens the next round, which waits for more.
     async fn run(this: Weak<Self>, wake: Arc<Notify>) {
         loop {
             wake.notified().await;
             let Some(batcher) = this.upgrade() else { return };
-            batcher.round().await;
+            while batcher.queued() > 0 {
+                batcher.round().await;
+            }
         }
     }
 
     async fn round(&self) {
         let mut seen = self.queued();
-        for _ in 0..Self::MAX_WINDOWS {
+        let mut windows = 0;
+        while seen < MAX_BATCH && windows < Self::MAX_WINDOWS {
             tokio::time::sleep(self.window).await;
+            windows += 1;
             let now = self.queued();
-            if now == seen || now >= MAX_BATCH {
+            if now == seen {
                 break;
             }
             seen = now;
         }
-        let round: Vec<Waiter> = std::mem::take(&mut *self.queue.lock().expect("batch queue"));
+        let round: Vec<Waiter> = {
+            let mut queue = self.queue.lock().expect("batch queue");
+            let rest = if queue.len() >= MAX_BATCH { queue.len() % MAX_BATCH } else { 0 };
+            let sent = queue.len() - rest;
+            queue.drain(..sent).collect()
+        };
         let mut waiters: Vec<Waiter> = Vec::with_capacity(round.len());
         for (id, tx) in round {
             // The same task requested twice in one round (two reconciles) is sent once.
