@@ -5,15 +5,18 @@
 //! why, and how to let go (`deletionPolicy: Orphan`).
 
 use super::account::Account;
-use super::account::batch::Outcome;
+use super::account::batch::{Kind, Outcome};
+use super::account::view::Sent;
 use super::conditions::Problem;
 use super::decision::CreateMark;
 use super::observed::{Remote, known_task_id};
 use super::pass::{Error, Pass, Report};
 use crate::crd::DeletionPolicy;
+use crate::dcs::DcsError;
 use crate::dcs::model::TaskState;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use std::sync::Arc;
 
 /// What to tell a user whose resource cannot finish deleting.
 const ESCAPE_HATCH: &str =
@@ -52,6 +55,14 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     let Some(id) = task_id else {
         return release(&pass, None).await;
     };
+    // A stop or delete this process sent: the pass waits for its outcome without holding a
+    // reconcile slot (a mass deletion would otherwise hold them all while batches collect).
+    match account.take_sent(&id) {
+        Some(Sent::Out(_)) => return Ok(pass.until_woken()),
+        Some(Sent::Back(Kind::Delete, outcome)) => return deleted(pass, &account, &id, outcome).await,
+        Some(Sent::Back(_, outcome)) => return stopped(pass, &account, &id, outcome).await,
+        None => {}
+    }
     // A fresh look, without holding a reconcile slot while a whole namespace waits for it: the
     // account's loop wakes this resource when the look is in.
     let remote = match account.observe_later(&id, pass.owner(), true) {
@@ -74,44 +85,68 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
         return stop(pass, &account, &id, &remote).await;
     }
     if policy == DeletionPolicy::Delete && state != TaskState::Deleted {
-        return delete(pass, &account, &id).await;
+        return Ok(delete(&pass, &account, &id));
     }
     release_gone(&pass, &account, &id).await
 }
 
-/// Stops a task that still runs (unless it is stopping already) and comes back with the next look.
-async fn stop(mut pass: Pass<'_>, account: &Account, id: &str, remote: &Remote) -> Result<Action, Error> {
-    if remote.state() != Some(TaskState::Terminating) {
-        match account.stop(id).await {
-            Ok(Outcome::Accepted) => {
-                crate::crash::point("deletion-stop-sent");
-                pass.event(EventType::Normal, "Stopping", "Delete", format!("stopping the remote task {id}")).await;
-            }
-            // Ended meanwhile: the next observation shows how.
-            Ok(Outcome::WrongState(_)) => {}
-            Ok(Outcome::Gone) => return release_gone(&pass, account, id).await,
-            Ok(Outcome::Failed(message)) => return Err(Error::Transient(format!("stopping task {id}: {message}"))),
-            Err(e) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
-        }
-    }
+/// Stops a task that still runs (unless it is stopping already); the owner is woken when the stop's
+/// outcome is in, else with the next look.
+async fn stop(mut pass: Pass<'_>, account: &Arc<Account>, id: &str, remote: &Remote) -> Result<Action, Error> {
     pass.report(Report { remote: Some(remote), ..Default::default() }).await?;
+    if remote.state() == Some(TaskState::Terminating) {
+        return Ok(after_next_look(&pass, account, id));
+    }
+    account.send_later(Kind::Stop, id, pass.owner());
+    Ok(pass.until_woken())
+}
+
+/// What came of the stop: accepted, the task is stopping; ended meanwhile, the next look shows how.
+async fn stopped(
+    mut pass: Pass<'_>,
+    account: &Account,
+    id: &str,
+    outcome: Result<Outcome, DcsError>,
+) -> Result<Action, Error> {
+    match outcome {
+        Ok(Outcome::Accepted) => {
+            crate::crash::point("deletion-stop-sent");
+            pass.event(EventType::Normal, "Stopping", "Delete", format!("stopping the remote task {id}")).await;
+        }
+        Ok(Outcome::WrongState(_)) => {}
+        Ok(Outcome::Gone) => return release_gone(&pass, account, id).await,
+        Ok(Outcome::Failed(message)) => return Err(Error::Transient(format!("stopping task {id}: {message}"))),
+        Err(e) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
+    }
     Ok(after_next_look(&pass, account, id))
 }
 
-/// Deletes the record of an ended task (once), then waits for the list to confirm it: the detail
-/// call may still answer after a delete.
-async fn delete(mut pass: Pass<'_>, account: &Account, id: &str) -> Result<Action, Error> {
+/// Deletes the record of an ended task (once); the owner is woken when the delete's outcome is in.
+fn delete(pass: &Pass<'_>, account: &Arc<Account>, id: &str) -> Action {
     if !account.deleted(id) {
-        match account.delete(id).await {
-            Ok(Outcome::Accepted | Outcome::Gone) => {}
-            Ok(Outcome::WrongState(message) | Outcome::Failed(message)) => {
-                return Err(Error::Transient(format!("deleting task {id}: {message}")));
-            }
-            Err(e) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
-        }
-        crate::crash::point("deletion-delete-sent");
-        pass.event(EventType::Normal, "Deleting", "Delete", format!("deleting the remote task record {id}")).await;
+        account.send_later(Kind::Delete, id, pass.owner());
+        return pass.until_woken();
     }
+    after_next_look(pass, account, id)
+}
+
+/// What came of the delete; then the list must confirm it: the detail call may still answer after
+/// a delete.
+async fn deleted(
+    mut pass: Pass<'_>,
+    account: &Account,
+    id: &str,
+    outcome: Result<Outcome, DcsError>,
+) -> Result<Action, Error> {
+    match outcome {
+        Ok(Outcome::Accepted | Outcome::Gone) => {}
+        Ok(Outcome::WrongState(message) | Outcome::Failed(message)) => {
+            return Err(Error::Transient(format!("deleting task {id}: {message}")));
+        }
+        Err(e) => return blocked(&mut pass, Problem::from_dcs(&e)).await,
+    }
+    crate::crash::point("deletion-delete-sent");
+    pass.event(EventType::Normal, "Deleting", "Delete", format!("deleting the remote task record {id}")).await;
     Ok(after_next_look(&pass, account, id))
 }
 

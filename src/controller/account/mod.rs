@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
-use view::{PAGE, View};
+use view::{PAGE, Sent, View};
 
 /// How accounts call and observe.
 #[derive(Debug, Clone)]
@@ -321,29 +321,56 @@ impl Account {
 
     /// Stops a task, coalesced with the other stops of this account due in the same window.
     pub async fn stop(&self, task_id: &str) -> Result<Outcome, DcsError> {
-        let outcome = self.stops.request(task_id).await?;
-        if outcome == Outcome::Accepted {
-            self.view().assume(task_id, "TERMINATING", Instant::now());
-        }
-        Ok(outcome)
+        self.request(Kind::Stop, task_id).await
     }
 
     /// Restarts a stopped online task, coalesced like stops.
     pub async fn restart(&self, task_id: &str) -> Result<Outcome, DcsError> {
-        let outcome = self.restarts.request(task_id).await?;
-        if outcome == Outcome::Accepted {
-            self.view().assume(task_id, "FULLMIGRATING", Instant::now());
-        }
-        Ok(outcome)
+        self.request(Kind::Restart, task_id).await
     }
 
-    /// Deletes a task record, coalesced like stops; its absence is then confirmed by list walks
-    /// only.
-    pub async fn delete(&self, task_id: &str) -> Result<Outcome, DcsError> {
-        let outcome = self.deletes.request(task_id).await?;
-        if matches!(outcome, Outcome::Accepted | Outcome::Gone) {
-            self.view().deleted(task_id, Instant::now());
-            self.wake.notify_one();
+    /// Sends a stop or a delete (coalesced like `stop`) without holding the caller while its batch
+    /// collects: `take_sent` answers whether it is still out or how it went, and the owner is woken
+    /// when its outcome is in. Nothing is sent while an action for the task is out or untaken.
+    pub fn send_later(self: &Arc<Self>, kind: Kind, task_id: &str, owner: ObjectRef<RedisMigration>) {
+        {
+            let mut view = self.view();
+            view.register(task_id, owner.clone(), Instant::now());
+            if !view.send(task_id, kind) {
+                return;
+            }
+        }
+        let (account, id) = (Arc::clone(self), task_id.to_owned());
+        tokio::spawn(async move {
+            let outcome = account.request(kind, &id).await;
+            account.view().sent_back(&id, outcome);
+            let _ = account.triggers.send(owner);
+        });
+    }
+
+    /// The action `send_later` sent for a task: still out, or (once) back with its outcome.
+    pub fn take_sent(&self, task_id: &str) -> Option<Sent> {
+        self.view().take_sent(task_id)
+    }
+
+    /// One coalesced action, and what an accepted one did to the task. A deleted record's absence
+    /// is then confirmed by list walks only.
+    async fn request(&self, kind: Kind, task_id: &str) -> Result<Outcome, DcsError> {
+        let batcher = match kind {
+            Kind::Stop => &self.stops,
+            Kind::Restart => &self.restarts,
+            Kind::Delete => &self.deletes,
+        };
+        let outcome = batcher.request(task_id).await?;
+        let now = Instant::now();
+        match (kind, &outcome) {
+            (Kind::Stop, Outcome::Accepted) => self.view().assume(task_id, "TERMINATING", now),
+            (Kind::Restart, Outcome::Accepted) => self.view().assume(task_id, "FULLMIGRATING", now),
+            (Kind::Delete, Outcome::Accepted | Outcome::Gone) => {
+                self.view().deleted(task_id, now);
+                self.wake.notify_one();
+            }
+            _ => {}
         }
         Ok(outcome)
     }

@@ -3,6 +3,7 @@
 //! [`View::apply`], which answers the owners to wake. Tested as a table of refreshes.
 
 use super::super::observed::{Remote, RemoteTask};
+use super::batch::{Kind, Outcome};
 use crate::crd::RedisMigration;
 use crate::dcs::DcsError;
 use crate::dcs::model::{MigrationStats, TaskState, TaskStatus};
@@ -131,6 +132,17 @@ pub struct View {
     next_lookup: u64,
     /// When the last refresh started.
     last_refresh: Option<Instant>,
+    /// Actions sent without their requester waiting (`Account::send_later`), by task.
+    sent: HashMap<String, Sent>,
+}
+
+/// An action sent for a task whose requester does not wait for it.
+#[derive(Debug)]
+pub enum Sent {
+    /// Queued or on the wire.
+    Out(Kind),
+    /// Its outcome, kept for the owner's next pass (which takes it once).
+    Back(Kind, Result<Outcome, DcsError>),
 }
 
 /// The rows a walk keeps (`View::wanted`).
@@ -278,6 +290,35 @@ impl View {
 
     pub fn unwatch(&mut self, task_id: &str) {
         self.watched.remove(task_id);
+        self.sent.remove(task_id);
+    }
+
+    /// Marks `kind` as sent for a task; false when an action for it is out or back already (the
+    /// requester then waits for, or takes, that one).
+    pub fn send(&mut self, task_id: &str, kind: Kind) -> bool {
+        if self.sent.contains_key(task_id) {
+            return false;
+        }
+        self.sent.insert(task_id.to_owned(), Sent::Out(kind));
+        true
+    }
+
+    /// Keeps the outcome of an action that was out, for its owner to take (a refresh drops it once the
+    /// task is no longer watched: nobody would take it then).
+    pub fn sent_back(&mut self, task_id: &str, outcome: Result<Outcome, DcsError>) {
+        if let Some(sent) = self.sent.get_mut(task_id)
+            && let Sent::Out(kind) = *sent
+        {
+            *sent = Sent::Back(kind, outcome);
+        }
+    }
+
+    /// The action sent for a task: still out, or back with its outcome (taken: asked again, it is gone).
+    pub fn take_sent(&mut self, task_id: &str) -> Option<Sent> {
+        match self.sent.get(task_id)? {
+            Sent::Out(kind) => Some(Sent::Out(*kind)),
+            Sent::Back(..) => self.sent.remove(task_id),
+        }
     }
 
     pub fn is_idle(&self) -> bool {
@@ -419,6 +460,8 @@ impl View {
         }
         // Ended or gone, its owner woken, nobody asking: the owner's next look registers it again.
         self.watched.retain(|_, w| w.quiet < QUIET_REFRESHES);
+        let watched = &self.watched;
+        self.sent.retain(|id, sent| matches!(sent, Sent::Out(_)) || watched.contains_key(id));
         wake
     }
 
@@ -708,5 +751,41 @@ mod tests {
             view.ask("a");
         }
         assert_eq!(view.load(), (2, 0), "a task someone asks about stays watched");
+    }
+
+    #[test]
+    fn an_action_sent_is_out_until_its_outcome_is_back_and_that_is_taken_once() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        view.register("a", owner("a"), t0);
+        assert!(view.take_sent("a").is_none());
+        assert!(view.send("a", Kind::Stop));
+        assert!(!view.send("a", Kind::Stop), "nothing more goes out while one is out");
+        assert!(matches!(view.take_sent("a"), Some(Sent::Out(Kind::Stop))));
+        view.sent_back("a", Ok(Outcome::Accepted));
+        assert!(!view.send("a", Kind::Stop), "nor while its outcome waits for its owner");
+        assert!(matches!(view.take_sent("a"), Some(Sent::Back(Kind::Stop, Ok(Outcome::Accepted)))));
+        assert!(view.take_sent("a").is_none(), "taken once");
+        assert!(view.send("a", Kind::Delete), "the next action may go");
+    }
+
+    #[test]
+    fn an_outcome_nobody_will_take_goes_with_the_watch() {
+        let t0 = Instant::now();
+        let mut view = View::default();
+        view.register("a", owner("a"), t0);
+        view.send("a", Kind::Stop);
+        view.sent_back("a", Ok(Outcome::Accepted));
+        for _ in 0..QUIET_REFRESHES {
+            view.apply(listed(&[task("a", "TERMINATED")]), t0);
+        }
+        assert_eq!(view.load(), (0, 0));
+        assert!(view.take_sent("a").is_none());
+        view.register("b", owner("b"), t0);
+        view.send("b", Kind::Stop);
+        view.unwatch("b");
+        assert!(view.take_sent("b").is_none(), "unwatched: the outcome is dropped when it comes back");
+        view.sent_back("b", Ok(Outcome::Accepted));
+        assert!(view.take_sent("b").is_none());
     }
 }
