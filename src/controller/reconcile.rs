@@ -5,7 +5,8 @@
 //! change) and Events and picks the requeue.
 
 use super::account::Account;
-use super::account::view::RESYNC_LOOKS;
+use super::account::batch::{Kind, Outcome};
+use super::account::view::{RESYNC_LOOKS, Sent};
 use super::conditions::Problem;
 use super::context::Context;
 use super::decision::{self, Attempt, Created, Inputs, Recorded, State, Step, StepResult};
@@ -136,6 +137,21 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
         pass.add_finalizer().await?;
         return Ok(Action::await_change());
     }
+    if let Some(id) = known_task_id(&pass.rm.spec, &pass.written) {
+        // A stop or restart sent by an earlier pass: wait for it without holding a slot, or take its outcome.
+        match account.take_sent(id) {
+            Some(Sent::Out(_)) => return Ok(pass.until_woken()),
+            Some(Sent::Back(Kind::Stop, outcome)) => {
+                state = decision::advance(state, StepResult::Stopped(sent(outcome, "stop-sent")), ctx.settings.tick);
+            }
+            Some(Sent::Back(Kind::Restart, outcome)) => {
+                let result = StepResult::Restarted(sent(outcome, "restart-sent"));
+                state = decision::advance(state, result, ctx.settings.tick);
+            }
+            // Deletes are sent by deletion passes only, which take their outcomes.
+            Some(Sent::Back(Kind::Delete, _)) | None => {}
+        }
+    }
     for _ in 0..MAX_STEPS {
         if state.finished() {
             break;
@@ -181,7 +197,7 @@ enum Performed {
 }
 
 /// Performs one step.
-async fn perform(pass: &Pass<'_>, account: &Account, state: &State, step: Step) -> Result<Performed, Error> {
+async fn perform(pass: &Pass<'_>, account: &Arc<Account>, state: &State, step: Step) -> Result<Performed, Error> {
     let id = state.remote.task_id().unwrap_or_default().to_owned();
     Ok(Performed::Did(match step {
         Step::Observe => return Ok(Performed::Nothing),
@@ -219,8 +235,12 @@ async fn perform(pass: &Pass<'_>, account: &Account, state: &State, step: Step) 
             }
             StepResult::ResumeModeSet(result.map(|()| mode))
         }
-        Step::Stop => StepResult::Stopped(sent(account.stop(&id).await, "stop-sent")),
-        Step::Restart => StepResult::Restarted(sent(account.restart(&id).await, "restart-sent")),
+        // Coalesced with others while the batch collects; the next pass takes the outcome.
+        Step::Stop | Step::Restart => {
+            let kind = if step == Step::Stop { Kind::Stop } else { Kind::Restart };
+            account.send_later(kind, &id, pass.owner());
+            return Ok(Performed::Later);
+        }
         Step::InspectSwitchover => {
             StepResult::Inspected(account.detail(&id).await.map(|t| t.task_status.unwrap_or_default()))
         }
@@ -252,11 +272,8 @@ async fn newest_error(pass: &Pass<'_>, account: &Account, id: &str) -> Result<Op
 }
 
 /// Passes an accepted batch outcome's crash point.
-fn sent(
-    result: Result<super::account::batch::Outcome, DcsError>,
-    point: &'static str,
-) -> Result<super::account::batch::Outcome, DcsError> {
-    if matches!(result, Ok(super::account::batch::Outcome::Accepted)) {
+fn sent(result: Result<Outcome, DcsError>, point: &'static str) -> Result<Outcome, DcsError> {
+    if matches!(result, Ok(Outcome::Accepted)) {
         crate::crash::point(point);
     }
     result

@@ -319,18 +319,8 @@ impl Account {
         view.record(task, now);
     }
 
-    /// Stops a task, coalesced with the other stops of this account due in the same window.
-    pub async fn stop(&self, task_id: &str) -> Result<Outcome, DcsError> {
-        self.request(Kind::Stop, task_id).await
-    }
-
-    /// Restarts a stopped online task, coalesced like stops.
-    pub async fn restart(&self, task_id: &str) -> Result<Outcome, DcsError> {
-        self.request(Kind::Restart, task_id).await
-    }
-
-    /// Sends a stop or a delete (coalesced like `stop`) without holding the caller while its batch
-    /// collects: `take_sent` answers whether it is still out or how it went, and the owner is woken
+    /// Sends a stop, a restart or a delete, coalesced with the account's others of its kind due in the
+    /// same window, without holding the caller while the batch collects: `take_sent` answers whether it is still out or how it went, and the owner is woken
     /// when its outcome is in. Nothing is sent while an action for the task is out or untaken.
     pub fn send_later(self: &Arc<Self>, kind: Kind, task_id: &str, owner: ObjectRef<RedisMigration>) {
         {
