@@ -121,6 +121,8 @@ impl<'c> Pass<'c> {
     pub fn create_mark(&self) -> CreateMark {
         match self.annotation(ANNOTATION_CREATE_PENDING) {
             None => CreateMark::None,
+            // This process cleared it since: the cache is behind.
+            Some(_) if self.ctx.written.mark_is_stale(&self.rm) => CreateMark::None,
             Some(value) => {
                 let age = value
                     .parse::<Timestamp>()
@@ -180,7 +182,8 @@ impl<'c> Pass<'c> {
     /// object).
     pub async fn clear_create_mark(&self) -> Result<(), Error> {
         let patch = json!({"metadata": {"annotations": {ANNOTATION_CREATE_PENDING: null}}});
-        self.api.patch(&self.rm.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        let updated = self.api.patch(&self.rm.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.ctx.written.mark_cleared(&self.rm, &updated);
         Ok(())
     }
 
@@ -193,7 +196,7 @@ impl<'c> Pass<'c> {
             prior: &self.written,
             remote: report.remote.unwrap_or(&Remote::NotLookedUp),
             task_name: &self.task_name,
-            creating: self.annotation(ANNOTATION_CREATE_PENDING).is_some(),
+            creating: self.create_mark() != CreateMark::None,
             paused: self.paused(),
             deleting: self.rm.metadata.deletion_timestamp.is_some(),
             switch: report.switch,

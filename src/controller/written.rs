@@ -2,7 +2,8 @@
 //! watch delivered the previous pass's status write would compute from the older status: a phase entered
 //! again with a new transition time, one more write for nothing (seen in the API server's audit log). Only this
 //! operator writes status, so what it wrote last is the truth until the cache shows it; a record goes as soon
-//! as the cache does.
+//! as the cache does. The same holds for the `create-pending` mark this process cleared: a pass on a cache that
+//! still shows it would clear it again.
 
 use crate::crd::{RedisMigration, RedisMigrationStatus};
 use std::collections::HashMap;
@@ -12,6 +13,14 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct Written {
     by_uid: Mutex<HashMap<String, RedisMigrationStatus>>,
+    /// The resourceVersion of the write that cleared a resource's mark (by UID), until the cache shows it.
+    cleared: Mutex<HashMap<String, u64>>,
+}
+
+/// A resourceVersion as the number it is in practice (etcd's revision); `None` when it is not one, and then the
+/// cache is trusted as it is.
+fn version(rm: &RedisMigration) -> Option<u64> {
+    rm.metadata.resource_version.as_deref()?.parse().ok()
 }
 
 impl Written {
@@ -45,6 +54,27 @@ impl Written {
         if by_uid.get(uid).is_some_and(|written| Some(written) == rm.status.as_ref()) {
             by_uid.remove(uid);
         }
+        drop(by_uid);
+        self.mark_is_stale(rm);
+    }
+
+    /// Records that `rm`'s mark was cleared by a write that made `updated`.
+    pub fn mark_cleared(&self, rm: &RedisMigration, updated: &RedisMigration) {
+        if let (Some(uid), Some(version)) = (rm.metadata.uid.clone(), version(updated)) {
+            self.cleared.lock().expect("cleared lock").insert(uid, version);
+        }
+    }
+
+    /// True when `rm` is older than the write that cleared its mark: the mark it shows is gone on the server.
+    pub fn mark_is_stale(&self, rm: &RedisMigration) -> bool {
+        let Some(uid) = rm.metadata.uid.as_deref() else { return false };
+        let mut cleared = self.cleared.lock().expect("cleared lock");
+        let Some(&at) = cleared.get(uid) else { return false };
+        if version(rm).is_some_and(|v| v < at) {
+            return true;
+        }
+        cleared.remove(uid);
+        false
     }
 
     /// Records held.
@@ -62,6 +92,7 @@ mod tests {
     fn resource(phase: Option<Phase>) -> RedisMigration {
         let mut rm = RedisMigration::new("m", crate::controller::decision::tests::spec(MigrationType::BackupImport));
         rm.metadata.uid = Some("u1".into());
+        rm.metadata.resource_version = Some("10".into());
         rm.status = phase.map(|phase| RedisMigrationStatus { phase: Some(phase), ..Default::default() });
         rm
     }
@@ -96,5 +127,24 @@ mod tests {
         written.record(&resource(None), &creating);
         assert_eq!(written.current(&resource(Some(Phase::Creating))), creating);
         assert_eq!(written.len(), 0);
+    }
+
+    #[test]
+    fn a_mark_this_process_cleared_is_stale_in_a_cache_older_than_the_clear() {
+        let written = Written::default();
+        let at = |version: &str| {
+            let mut rm = resource(None);
+            rm.metadata.resource_version = Some(version.into());
+            rm
+        };
+        written.mark_cleared(&at("10"), &at("12"));
+        assert!(written.mark_is_stale(&at("11")), "the cache is behind the clear");
+        written.observe(&at("11"));
+        assert!(written.mark_is_stale(&at("11")), "an older event keeps the record");
+        written.observe(&at("12"));
+        assert!(!written.mark_is_stale(&at("11")), "the cache showed the clear: the record is gone");
+        written.mark_cleared(&at("10"), &at("12"));
+        assert!(!written.mark_is_stale(&at("opaque")), "a version that is not a number: the cache is trusted");
+        assert!(!written.mark_is_stale(&at("11")), "and the record goes");
     }
 }
