@@ -121,8 +121,6 @@ impl<'c> Pass<'c> {
     pub fn create_mark(&self) -> CreateMark {
         match self.annotation(ANNOTATION_CREATE_PENDING) {
             None => CreateMark::None,
-            // This process cleared it since: the cache is behind.
-            Some(_) if self.ctx.written.mark_is_stale(&self.rm) => CreateMark::None,
             Some(value) => {
                 let age = value
                     .parse::<Timestamp>()
@@ -140,8 +138,15 @@ impl<'c> Pass<'c> {
         let mut finalizers = self.rm.finalizers().to_vec();
         finalizers.push(FINALIZER.to_owned());
         let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": self.rm.resource_version()}});
-        self.api.patch(&self.rm.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.patch(&patch).await?;
         crate::crash::point("finalizer-added");
+        Ok(())
+    }
+
+    /// A merge patch of the object's metadata; its version is remembered until the cache shows it.
+    async fn patch(&self, patch: &serde_json::Value) -> Result<(), Error> {
+        let updated = self.api.patch(&self.rm.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await?;
+        self.ctx.written.wrote(&self.rm, &updated);
         Ok(())
     }
 
@@ -169,8 +174,7 @@ impl<'c> Pass<'c> {
             finalizers.push(FINALIZER.to_owned());
             metadata["finalizers"] = json!(finalizers);
         }
-        let patch = json!({"metadata": metadata});
-        self.api.patch(&self.rm.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.patch(&json!({"metadata": metadata})).await?;
         if adds_finalizer {
             crate::crash::point("finalizer-added");
         }
@@ -182,9 +186,7 @@ impl<'c> Pass<'c> {
     /// object).
     pub async fn clear_create_mark(&self) -> Result<(), Error> {
         let patch = json!({"metadata": {"annotations": {ANNOTATION_CREATE_PENDING: null}}});
-        let updated = self.api.patch(&self.rm.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
-        self.ctx.written.mark_cleared(&self.rm, &updated);
-        Ok(())
+        self.patch(&patch).await
     }
 
     /// Computes the status for what the pass learnt and writes it when it differs from what the
@@ -196,7 +198,7 @@ impl<'c> Pass<'c> {
             prior: &self.written,
             remote: report.remote.unwrap_or(&Remote::NotLookedUp),
             task_name: &self.task_name,
-            creating: self.create_mark() != CreateMark::None,
+            creating: self.annotation(ANNOTATION_CREATE_PENDING).is_some(),
             paused: self.paused(),
             deleting: self.rm.metadata.deletion_timestamp.is_some(),
             switch: report.switch,
@@ -221,7 +223,7 @@ impl<'c> Pass<'c> {
         let patch = json!({"apiVersion": "dcs.migration.io/v1alpha1", "kind": "RedisMigration", "status": status});
         let params = PatchParams::apply(FIELD_MANAGER).force();
         match self.api.patch_status(&self.rm.name_any(), &params, &Patch::Apply(&patch)).await {
-            Ok(_) => {}
+            Ok(updated) => self.ctx.written.wrote(&self.rm, &updated),
             Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
             Err(e) => return Err(e.into()),
         }

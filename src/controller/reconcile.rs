@@ -37,6 +37,11 @@ const MAX_STEPS: usize = 8;
 /// Reconciles one RedisMigration.
 #[tracing::instrument(skip_all, fields(namespace = rm.namespace().unwrap_or_default(), name = rm.name_any(), generation = rm.metadata.generation))]
 pub async fn reconcile(rm: Arc<RedisMigration>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if ctx.written.is_behind(&rm) {
+        // The watch event of this process's last write is on its way, and starts the next pass.
+        tracing::debug!("the cache is behind this operator's last write: waiting for it");
+        return Ok(Action::await_change());
+    }
     let key = ObjectRef::from_obj(&*rm);
     let pass = Pass::new(rm.clone(), &ctx)?;
     let result = if pass.rm.metadata.deletion_timestamp.is_some() {

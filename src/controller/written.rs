@@ -2,8 +2,10 @@
 //! watch delivered the previous pass's status write would compute from the older status: a phase entered
 //! again with a new transition time, one more write for nothing (seen in the API server's audit log). Only this
 //! operator writes status, so what it wrote last is the truth until the cache shows it; a record goes as soon
-//! as the cache does. The same holds for the `create-pending` mark this process cleared: a pass on a cache that
-//! still shows it would clear it again.
+//! as the cache does. More generally, a pass must not start from an object older than this process's last write
+//! to it: it would clear the `create-pending` mark again, or add the finalizer with a stale resourceVersion and
+//! loop on 409s (both seen in the API server's audit log on a loaded machine). `Written` keeps the version of
+//! that write until the cache shows it; the watch event that brings it starts the next pass.
 
 use crate::crd::{RedisMigration, RedisMigrationStatus};
 use std::collections::HashMap;
@@ -13,8 +15,8 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct Written {
     by_uid: Mutex<HashMap<String, RedisMigrationStatus>>,
-    /// The resourceVersion of the write that cleared a resource's mark (by UID), until the cache shows it.
-    cleared: Mutex<HashMap<String, u64>>,
+    /// The resourceVersion of this process's last write to each resource (by UID), until the cache shows it.
+    versions: Mutex<HashMap<String, u64>>,
 }
 
 /// A resourceVersion as the number it is in practice (etcd's revision); `None` when it is not one, and then the
@@ -55,25 +57,28 @@ impl Written {
             by_uid.remove(uid);
         }
         drop(by_uid);
-        self.mark_is_stale(rm);
+        self.is_behind(rm);
     }
 
-    /// Records that `rm`'s mark was cleared by a write that made `updated`.
-    pub fn mark_cleared(&self, rm: &RedisMigration, updated: &RedisMigration) {
+    /// Records a write to `rm` that made `updated` (not the finalizer's removal: the object goes, and its last
+    /// version would stay here).
+    pub fn wrote(&self, rm: &RedisMigration, updated: &RedisMigration) {
         if let (Some(uid), Some(version)) = (rm.metadata.uid.clone(), version(updated)) {
-            self.cleared.lock().expect("cleared lock").insert(uid, version);
+            let mut versions = self.versions.lock().expect("versions lock");
+            let at = versions.entry(uid).or_insert(version);
+            *at = (*at).max(version);
         }
     }
 
-    /// True when `rm` is older than the write that cleared its mark: the mark it shows is gone on the server.
-    pub fn mark_is_stale(&self, rm: &RedisMigration) -> bool {
+    /// True when `rm` is older than this process's last write to it (the record goes once it is not).
+    pub fn is_behind(&self, rm: &RedisMigration) -> bool {
         let Some(uid) = rm.metadata.uid.as_deref() else { return false };
-        let mut cleared = self.cleared.lock().expect("cleared lock");
-        let Some(&at) = cleared.get(uid) else { return false };
+        let mut versions = self.versions.lock().expect("versions lock");
+        let Some(&at) = versions.get(uid) else { return false };
         if version(rm).is_some_and(|v| v < at) {
             return true;
         }
-        cleared.remove(uid);
+        versions.remove(uid);
         false
     }
 
@@ -130,21 +135,22 @@ mod tests {
     }
 
     #[test]
-    fn a_mark_this_process_cleared_is_stale_in_a_cache_older_than_the_clear() {
+    fn a_cached_object_older_than_this_process_s_last_write_is_behind_until_the_cache_shows_the_write() {
         let written = Written::default();
         let at = |version: &str| {
             let mut rm = resource(None);
             rm.metadata.resource_version = Some(version.into());
             rm
         };
-        written.mark_cleared(&at("10"), &at("12"));
-        assert!(written.mark_is_stale(&at("11")), "the cache is behind the clear");
-        written.observe(&at("11"));
-        assert!(written.mark_is_stale(&at("11")), "an older event keeps the record");
+        written.wrote(&at("10"), &at("13"));
+        written.wrote(&at("10"), &at("12"));
+        assert!(written.is_behind(&at("12")), "the latest write counts");
         written.observe(&at("12"));
-        assert!(!written.mark_is_stale(&at("11")), "the cache showed the clear: the record is gone");
-        written.mark_cleared(&at("10"), &at("12"));
-        assert!(!written.mark_is_stale(&at("opaque")), "a version that is not a number: the cache is trusted");
-        assert!(!written.mark_is_stale(&at("11")), "and the record goes");
+        assert!(written.is_behind(&at("12")), "an older event keeps the record");
+        written.observe(&at("13"));
+        assert!(!written.is_behind(&at("12")), "the cache showed the write: the record is gone");
+        written.wrote(&at("10"), &at("12"));
+        assert!(!written.is_behind(&at("opaque")), "a version that is not a number: the cache is trusted");
+        assert!(!written.is_behind(&at("11")), "and the record goes");
     }
 }
