@@ -59,9 +59,10 @@ pub async fn run(mut pass: Pass<'_>) -> Result<Action, Error> {
     // reconcile slot (a mass deletion would otherwise hold them all while batches collect).
     match account.take_sent(&id) {
         Some(Sent::Out(_)) => return Ok(pass.until_woken()),
+        Some(Sent::Back(Kind::Stop, outcome)) => return stopped(pass, &account, &id, outcome).await,
         Some(Sent::Back(Kind::Delete, outcome)) => return deleted(pass, &account, &id, outcome).await,
-        Some(Sent::Back(_, outcome)) => return stopped(pass, &account, &id, outcome).await,
-        None => {}
+        // A restart asked for before the deletion: the look below shows what it did.
+        Some(Sent::Back(Kind::Restart, _)) | None => {}
     }
     // A fresh look, without holding a reconcile slot while a whole namespace waits for it: the
     // account's loop wakes this resource when the look is in.
