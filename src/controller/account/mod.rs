@@ -320,8 +320,9 @@ impl Account {
     }
 
     /// Sends a stop, a restart or a delete, coalesced with the account's others of its kind due in the
-    /// same window, without holding the caller while the batch collects: `take_sent` answers whether it is still out or how it went, and the owner is woken
-    /// when its outcome is in. Nothing is sent while an action for the task is out or untaken.
+    /// same window, without holding the caller while the batch collects: `take_sent` answers whether it
+    /// is still out or how it went, and the owner is woken when its outcome is in. Nothing is sent while
+    /// an action for the task is out or untaken.
     pub fn send_later(self: &Arc<Self>, kind: Kind, task_id: &str, owner: ObjectRef<RedisMigration>) {
         {
             let mut view = self.view();
