@@ -12,6 +12,7 @@ use super::endpoint::Endpoint;
 use super::error::{DcsError, ErrorClass, classify, parse_error_body};
 use super::model::*;
 use super::operation::Operation;
+use super::page::{KeptPage, PageSeed};
 use super::scrub::{Scrubber, passwords_in};
 use super::signer::{self, SignableRequest};
 use super::source::CredentialSource;
@@ -19,7 +20,8 @@ use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Method;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
+use std::marker::PhantomData;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -330,11 +332,21 @@ impl DcsClient {
 
     /// `ListMigrationTask`: one page.
     pub async fn list_migration_tasks(&self, query: &ListQuery) -> Result<MigrationTaskPage, DcsError> {
+        self.list_migration_tasks_where(query, |_| true).await.map(MigrationTaskPage::from)
+    }
+
+    /// `ListMigrationTask`: one page, keeping the rows `keep` accepts; the others are dropped as they are decoded
+    /// (see [`super::page`]).
+    pub async fn list_migration_tasks_where(
+        &self,
+        query: &ListQuery,
+        keep: impl Fn(&MigrationTaskSummary) -> bool,
+    ) -> Result<KeptPage, DcsError> {
         let call = Call::new(Operation::ListMigrationTask, Method::GET, "/migration-tasks".into())
             .query("offset", query.offset)
             .query("limit", query.limit)
             .query("name", query.name.as_deref());
-        self.send(call).await
+        self.send_seeded(call, PageSeed(keep)).await
     }
 
     /// `ListMigrationTaskLogs`: one page of a task's log, newest lines first
@@ -436,9 +448,17 @@ impl DcsClient {
 
     /// Sends a call with the retry policy and decodes its answer.
     async fn send<T: DeserializeOwned>(&self, call: Call) -> Result<T, DcsError> {
+        self.send_seeded(call, PhantomData::<T>).await
+    }
+
+    /// Sends a call and decodes its success answer with `seed`.
+    async fn send_seeded<S, V>(&self, call: Call, seed: S) -> Result<V, DcsError>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = V>,
+    {
         let scrubber = self.scrubber(&call, self.inner.config.credentials.fixed());
         let (status, body) = self.send_with_retries(&call).await?;
-        decode(call.operation, status, &body, &scrubber)
+        decode(call.operation, status, &body, &scrubber, seed)
     }
 
     /// Sends a call whose 2xx answer means "accepted" whatever its body (`dcs-api.md` §12.2).
@@ -581,7 +601,9 @@ async fn read_capped(
     limit: usize,
     whole: bool,
 ) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    let mut bytes = Vec::new();
+    // A list page is ~1 MB: read into one buffer of the announced size, not one that doubles its way there.
+    let announced = response.content_length().and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(announced.min(limit));
     while let Some(chunk) = response.chunk().await? {
         if bytes.len() + chunk.len() > limit {
             if whole {
@@ -629,19 +651,19 @@ fn network_error(operation: Operation, e: &reqwest::Error, scrubber: &Scrubber) 
     DcsError::Network { operation, sent: !e.is_connect(), detail: scrubber.scrub(&detail) }
 }
 
-/// Decodes a success answer; an empty body (a bare 200) decodes as `{}`.
-fn decode<T: DeserializeOwned>(
+/// Decodes a success answer with `seed`; an empty body (a bare 200) decodes as `{}`.
+fn decode<'de, S: DeserializeSeed<'de>>(
     operation: Operation,
     status: u16,
-    body: &[u8],
+    body: &'de [u8],
     scrubber: &Scrubber,
-) -> Result<T, DcsError> {
+    seed: S,
+) -> Result<S::Value, DcsError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| DcsError::Decode {
-        operation,
-        status,
-        detail: scrubber.scrub(&sanitize_decode_error(&e)),
-    })
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    seed.deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|e| DcsError::Decode { operation, status, detail: scrubber.scrub(&sanitize_decode_error(&e)) })
 }
 
 /// serde_json quotes offending values in its messages (`invalid type: string "…"`); a value
@@ -689,16 +711,14 @@ mod tests {
 
     #[test]
     fn decode_errors_never_repeat_values_from_the_body() {
-        let err = decode::<MigrationTaskPage>(
-            Operation::ListMigrationTask,
-            200,
-            br#"{"migration_tasks": "s3cr3t"}"#,
-            &Scrubber::default(),
-        )
-        .unwrap_err();
-        let text = err.to_string();
-        assert!(!text.contains("s3cr3t"), "{text}");
-        assert!(text.contains("ListMigrationTask"), "{text}");
+        let body = br#"{"migration_tasks": "s3cr3t"}"#;
+        let plain =
+            decode(Operation::ListMigrationTask, 200, body, &Scrubber::default(), PhantomData::<MigrationTaskPage>);
+        let kept = decode(Operation::ListMigrationTask, 200, body, &Scrubber::default(), PageSeed(|_: &_| true));
+        for text in [plain.unwrap_err().to_string(), kept.unwrap_err().to_string()] {
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(text.contains("ListMigrationTask"), "{text}");
+        }
     }
 
     #[test]
@@ -717,7 +737,7 @@ mod tests {
 
     #[test]
     fn an_empty_success_body_decodes_as_an_empty_object() {
-        let page = decode::<MigrationTaskPage>(Operation::ListMigrationTask, 200, b" ", &Scrubber::default()).unwrap();
-        assert_eq!(page, MigrationTaskPage::default());
+        let page = decode(Operation::ListMigrationTask, 200, b" ", &Scrubber::default(), PageSeed(|_: &_| true));
+        assert_eq!(page.unwrap(), KeptPage::default());
     }
 }

@@ -11,6 +11,7 @@ pub mod keyless;
 pub mod lenient;
 pub mod model;
 pub mod operation;
+pub mod page;
 pub mod scrub;
 pub mod signer;
 pub mod source;

@@ -11,7 +11,7 @@ pub mod view;
 use super::credentials::AccountAccess;
 use super::observed::{Remote, RemoteTask};
 use crate::crd::RedisMigration;
-use crate::dcs::model::{ListQuery, MigrationStats, MigrationTask};
+use crate::dcs::model::{ListQuery, MigrationStats, MigrationTask, MigrationTaskSummary};
 use crate::dcs::{CallObserver, ClientConfig, DcsClient, DcsError, InFlight, RateLimit, RetryPolicy};
 use batch::{Batcher, Kind, Outcome};
 use circuit::Circuit;
@@ -247,12 +247,12 @@ impl Account {
         let mut offset = 0;
         loop {
             let query = ListQuery { offset: Some(offset), limit: Some(PAGE), name: Some(name.to_owned()) };
-            let page = self.call(|c| async move { c.list_migration_tasks(&query).await }).await?;
-            let named = page.migration_tasks.iter().filter(|t| t.task_name.as_deref() == Some(name));
-            if let Some(found) = named.map(RemoteTask::from_summary).find(|t| ours(t)) {
+            let named = |row: &MigrationTaskSummary| row.task_name.as_deref() == Some(name);
+            let page = self.call(|c| async move { c.list_migration_tasks_where(&query, named).await }).await?;
+            if let Some(found) = page.migration_tasks.iter().map(RemoteTask::from_summary).find(|t| ours(t)) {
                 return Ok(Some(found));
             }
-            if view::last_page(page.migration_tasks.len(), offset)? {
+            if view::last_page(page.rows, offset)? {
                 return Ok(None);
             }
             offset += PAGE;

@@ -4,7 +4,7 @@
 use super::super::observed::RemoteTask;
 use super::Account;
 use super::view::{self, Observed, PAGE, Plan};
-use crate::dcs::model::{ListQuery, MigrationStats};
+use crate::dcs::model::{ListQuery, MigrationStats, MigrationTaskSummary};
 use crate::dcs::{DcsClient, DcsError};
 use std::collections::HashMap;
 use std::future::Future;
@@ -87,20 +87,20 @@ impl Account {
         let mut offset = 0u32;
         let total = loop {
             let query = ListQuery { offset: Some(offset), limit: Some(PAGE), name: None };
-            let page = self.look(|c| async move { c.list_migration_tasks(&query).await }).await?;
-            let rows = page.migration_tasks.len();
-            {
-                // Also the tasks watched since the walk began: their waiters need not wait for the next one.
-                let view = self.view();
-                for row in &page.migration_tasks {
-                    let kept = |id: &&str| wanted.keeps(id, row.task_name.as_deref()) || view.watches(id);
-                    if let Some(id) = row.task_id.as_deref().filter(kept) {
-                        tasks.insert(id.to_owned(), RemoteTask::from_summary(row));
-                    }
+            // Also the tasks watched since the walk began: their waiters need not wait for the next one.
+            let keep = |row: &MigrationTaskSummary| {
+                row.task_id
+                    .as_deref()
+                    .is_some_and(|id| wanted.keeps(id, row.task_name.as_deref()) || self.view().watches(id))
+            };
+            let page = self.look(|c| async move { c.list_migration_tasks_where(&query, keep).await }).await?;
+            for row in &page.migration_tasks {
+                if let Some(id) = row.task_id.as_deref() {
+                    tasks.insert(id.to_owned(), RemoteTask::from_summary(row));
                 }
             }
-            if view::last_page(rows, offset)? {
-                break Some(offset as usize + rows);
+            if view::last_page(page.rows, offset)? {
+                break Some(offset as usize + page.rows);
             }
             if wanted.all_found(&tasks) {
                 // A full page may be the last one (`count` does not say whether it counts the project or the
