@@ -3,8 +3,10 @@
 //! spells a type or a reason as a string.
 
 use super::credentials::CredentialError;
+use crate::crd::Condition;
 use crate::dcs::{DcsError, ErrorClass};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use smol_str::SmolStr;
 use std::fmt;
 
 /// Condition types.
@@ -131,22 +133,22 @@ pub fn set(
     generation: Option<i64>,
     now: &Time,
 ) {
-    let status = truth(value).to_owned();
+    let status = SmolStr::new_static(truth(value));
     match conditions.iter_mut().find(|c| c.type_ == type_.as_str()) {
         Some(existing) => {
             if existing.status != status {
                 existing.last_transition_time = now.clone();
             }
             existing.status = status;
-            existing.reason = reason.as_str().to_owned();
-            existing.message = message.to_owned();
+            existing.reason = SmolStr::new_static(reason.as_str());
+            existing.message = SmolStr::new(message);
             existing.observed_generation = generation;
         }
         None => conditions.push(Condition {
-            type_: type_.as_str().to_owned(),
+            type_: SmolStr::new_static(type_.as_str()),
             status,
-            reason: reason.as_str().to_owned(),
-            message: message.to_owned(),
+            reason: SmolStr::new_static(reason.as_str()),
+            message: SmolStr::new(message),
             observed_generation: generation,
             last_transition_time: now.clone(),
         }),
@@ -239,6 +241,18 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_condition_set_from_the_vocabulary_allocates_nothing_of_its_own() {
+        let mut conditions = Vec::new();
+        let now = Time(jiff::Timestamp::UNIX_EPOCH);
+        set(&mut conditions, ConditionType::Reconciling, false, Reason::ProgressDeadlineExceeded, "", Some(1), &now);
+        set(&mut conditions, ConditionType::Ready, true, Reason::Succeeded, "the migration succeeded", Some(1), &now);
+        for c in &conditions {
+            let texts = [&c.type_, &c.status, &c.reason, &c.message];
+            assert!(texts.iter().all(|t| !t.is_heap_allocated()), "{c:?}");
+        }
+    }
 
     #[test]
     fn a_missing_secret_is_a_credentials_problem_and_an_unreadable_one_is_transient() {

@@ -587,7 +587,7 @@ pub(crate) mod tests {
     fn a_spec_the_api_refused_is_not_sent_again_until_it_changes() {
         let s = spec(MigrationType::BackupImport);
         let refused = |generation| RedisMigrationStatus {
-            conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            conditions: vec![crate::crd::Condition {
                 type_: "Stalled".into(),
                 status: "True".into(),
                 reason: Reason::InvalidSpec.as_str().into(),
@@ -687,11 +687,11 @@ pub(crate) mod tests {
         let s = spec(MigrationType::Online);
         let mut stopped_by_user = with_task_id();
         stopped_by_user.phase = Some(Phase::Terminated);
-        stopped_by_user.conditions.push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        stopped_by_user.conditions.push(crate::crd::Condition {
             type_: "Ready".into(),
             status: "False".into(),
             reason: Reason::StoppedByUser.as_str().into(),
-            message: String::new(),
+            message: Default::default(),
             observed_generation: None,
             last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
         });

@@ -410,10 +410,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn condition(
-        s: &RedisMigrationStatus,
-        type_: ConditionType,
-    ) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    fn condition(s: &RedisMigrationStatus, type_: ConditionType) -> &crate::crd::Condition {
         conditions::find(&s.conditions, type_).unwrap_or_else(|| panic!("no {type_:?} condition"))
     }
 
