@@ -88,11 +88,13 @@ macro_rules! immutable_once_created {
     validation = Rule::new("!has(self.identity) || !has(self.credentialsSecretRef)").message("at most one of spec.credentialsSecretRef and spec.identity may be set").field_path(".identity"),
     validation = Rule::new("!has(self.identity) || has(self.projectId)").message("spec.projectId is required with spec.identity (temporary credentials carry no project)").field_path(".projectId"),
 )]
+// Short texts every resource repeats (region, endpoint, Secret names and keys) are `SmolStr`s: inline up to 23
+// bytes, so that the 10,000 objects of the cache do not each hold their own small allocations of them.
 pub struct RedisMigrationSpec {
     /// Region of the DCS service, e.g. `cn-north-4` (Huawei Cloud) or `eu-de` (Open Telekom Cloud).
     /// Without `endpoint` the API is `https://dcs.{region}.myhuaweicloud.com`.
     #[schemars(length(min = 2, max = 64), regex(pattern = r"^[a-z][a-z0-9-]*[a-z0-9]$"))]
-    pub region: String,
+    pub region: SmolStr,
 
     /// API endpoint override, e.g. `https://dcs.eu-de.otc.t-systems.com` (Open Telekom Cloud), a
     /// Huawei Cloud Stack endpoint, or the simulator. Must be `https://`, except on loopback
@@ -100,7 +102,7 @@ pub struct RedisMigrationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     #[x_kube(validation = Rule::new("isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() == 'localhost' || url(self).getHostname() == '::1' || url(self).getHostname().startsWith('127.'))))").message("spec.endpoint must be an https:// URL (plain http:// only on loopback addresses)"))]
-    pub endpoint: Option<String>,
+    pub endpoint: Option<SmolStr>,
 
     /// Project id (32 hex characters on Huawei Cloud). Default: the `projectId` key of the
     /// credentials Secret, else the operator's `HUAWEICLOUD_SDK_PROJECT_ID`. Required with `identity`.
@@ -190,7 +192,7 @@ fn default_progress_deadline() -> i32 {
 pub struct SecretRef {
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
-    pub name: String,
+    pub name: SmolStr,
 }
 
 /// A ServiceAccount of the resource's namespace acting as a cloud identity.
@@ -234,10 +236,10 @@ pub struct IdentitySpec {
 pub struct SecretKeyRef {
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
-    pub name: String,
+    pub name: SmolStr,
     /// Key in the Secret's data.
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
-    pub key: String,
+    pub key: SmolStr,
 }
 
 /// Kind of migration.
