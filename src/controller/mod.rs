@@ -9,6 +9,7 @@ pub mod decision;
 pub mod deletion;
 pub mod events;
 pub mod identity;
+pub mod listwatch;
 pub mod names;
 pub mod naming;
 pub mod observed;
@@ -139,34 +140,28 @@ where
 /// The RedisMigration cache and its stream of changes. The cache keeps what reconciles read: managedFields, labels
 /// and every annotation but the operator's own (kubectl's last-applied copy of the spec, GitOps tools' tracking
 /// marks) are dropped on the way in: they are much of an object's size, and read by nobody here (writes are patches
-/// of the operator's own fields). Lists come in pages of `LIST_PAGE`: a page is parsed whole, managedFields and
-/// all, before it is trimmed, and the first list of a restart was the operator's peak of memory.
+/// of the operator's own fields). A list is decoded one object at a time and each is trimmed as it arrives
+/// (`listwatch`): the first list of a restart was the operator's peak of memory when pages were parsed whole.
 fn redis_migrations(
     client: &kube::Client,
     namespace: Option<&str>,
     selector: Option<&str>,
 ) -> (Store<RedisMigration>, impl futures::Stream<Item = Result<RedisMigration, watcher::Error>> + use<>) {
-    let mut watcher_config = watcher::Config::default().page_size(LIST_PAGE);
-    if let Some(selector) = selector {
-        watcher_config = watcher_config.labels(selector);
-    }
     let (store, writer) = reflector::store();
     let objects = reflector(
         writer,
-        watcher(scoped::<RedisMigration>(client, namespace), watcher_config).default_backoff().modify(
-            |rm: &mut RedisMigration| {
-                rm.managed_fields_mut().clear();
-                rm.labels_mut().clear();
-                rm.annotations_mut().retain(|key, _| key.starts_with(names::ANNOTATION_PREFIX));
-            },
-        ),
+        listwatch::watch(scoped::<RedisMigration>(client, namespace), selector, trim).default_backoff().modify(trim),
     )
     .applied_objects();
     (store, objects)
 }
 
-/// Objects per page of the RedisMigration cache's lists (kube-runtime's default: 500).
-const LIST_PAGE: u32 = 100;
+/// Drops what no reconcile reads from a cached RedisMigration.
+fn trim(rm: &mut RedisMigration) {
+    rm.managed_fields_mut().clear();
+    rm.labels_mut().clear();
+    rm.annotations_mut().retain(|key, _| key.starts_with(names::ANNOTATION_PREFIX));
+}
 
 /// The resources the accounts' loops wake, reporting how many wait.
 fn backlogged(

@@ -1,0 +1,349 @@
+//! The RedisMigration watch: a list, then a watch from the list's resourceVersion, as kube-runtime's `watcher`
+//! does, but listed whole. kube-runtime lists in pages; kube-apiserver 1.33 serves a `continue`d page from etcd,
+//! decoding every object again, while it serves a whole list from its watch cache (a consistent read since 1.31,
+//! `ConsistentListFromCache`), as client-go's informers get theirs. Measured on the test control plane with 10,000
+//! resources and nothing else running (raw GETs): 3.5 s in pages of 100, 3.2 s in pages of 500, 0.9 s whole; the
+//! release operator's watch synced 10,000 in 1.3 s.
+//!
+//! A whole list is one large body (~20 MB at 10,000), so it is decoded as it arrives, one object at a time, each
+//! trimmed before the next one is read: the operator never holds the body, nor more than one untrimmed object.
+//!
+//! The stream yields kube-runtime's `watcher::Event`s and `watcher::Error`s, so that its backoff, its reflector
+//! and the controller take it as they take a `watcher`.
+
+use crate::crd::RedisMigration;
+use futures::stream::BoxStream;
+use futures::{AsyncBufRead, AsyncReadExt, Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use kube::runtime::watcher::{Error, Event};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The server ends a watch after this many seconds (kube-runtime's default).
+const WATCH_TIMEOUT_S: u32 = 290;
+/// A watch silent for this long is taken for dead and started again (kube-runtime: the timeout and a margin).
+const WATCH_IDLE: Duration = Duration::from_secs(WATCH_TIMEOUT_S as u64 + 10);
+/// Decoded objects on their way from the decoding thread to the stream.
+const LIST_QUEUE: usize = 64;
+/// The decoder's read buffer.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Lists and watches `api` (with `labels`, if any), trimming each listed object with `trim` as it is decoded.
+pub fn watch(
+    api: Api<RedisMigration>,
+    labels: Option<&str>,
+    trim: fn(&mut RedisMigration),
+) -> impl Stream<Item = Result<Event<RedisMigration>, Error>> + use<> {
+    let list = ListParams { label_selector: labels.map(str::to_owned), ..ListParams::default() };
+    let watch = WatchParams {
+        label_selector: labels.map(str::to_owned),
+        timeout: Some(WATCH_TIMEOUT_S),
+        bookmarks: true,
+        ..WatchParams::default()
+    };
+    futures::stream::unfold(State::Empty, move |state| {
+        let (api, list, watch) = (api.clone(), list.clone(), watch.clone());
+        async move { Some(step(&api, &list, &watch, trim, state).await) }
+    })
+}
+
+/// Where the list-then-watch is.
+enum State<K> {
+    /// Nothing listed yet, or the watch fell behind what the server keeps (410 Gone): list.
+    Empty,
+    /// Listed whole, at this resourceVersion: the objects go out one by one, then `InitDone`. Boxed: the
+    /// queue's own buffer stays small (10,000 objects inline would be 16 MB of it, grown by doubling).
+    Listing(VecDeque<Box<K>>, String),
+    /// Listed, or a watch ended, at this resourceVersion: watch from it.
+    Listed(String),
+    /// Watching from this resourceVersion (the last one seen).
+    Watching(String, BoxStream<'static, kube::Result<WatchEvent<K>>>),
+}
+
+/// What the decoding thread sends: each object, then the list's resourceVersion.
+enum Listed<K> {
+    Object(K),
+    End(Option<String>),
+}
+
+/// One step: the next event or error, and the state after it.
+async fn step(
+    api: &Api<RedisMigration>,
+    list_params: &ListParams,
+    watch: &WatchParams,
+    trim: fn(&mut RedisMigration),
+    mut state: State<RedisMigration>,
+) -> (Result<Event<RedisMigration>, Error>, State<RedisMigration>) {
+    loop {
+        state = match state {
+            State::Empty => {
+                return match list(api, list_params, trim).await {
+                    Ok((objects, Some(version))) => {
+                        tracing::debug!(%version, objects = objects.len(), "listed");
+                        (Ok(Event::Init), State::Listing(objects, version))
+                    }
+                    Ok((_, None)) => (Err(Error::NoResourceVersion), State::Empty),
+                    Err(e) => (Err(Error::InitialListFailed(e)), State::Empty),
+                };
+            }
+            State::Listing(mut objects, version) => {
+                return match objects.pop_front() {
+                    Some(object) => (Ok(Event::InitApply(*object)), State::Listing(objects, version)),
+                    None => (Ok(Event::InitDone), State::Listed(version)),
+                };
+            }
+            State::Listed(version) => match api.watch(watch, &version).await.inspect(|_| {
+                tracing::debug!(%version, "watching");
+            }) {
+                Ok(events) => State::Watching(version, events.boxed()),
+                Err(e) => return (Err(Error::WatchStartFailed(e)), State::Listed(version)),
+            },
+            State::Watching(version, mut events) => match tokio::time::timeout(WATCH_IDLE, events.next()).await {
+                Ok(Some(Ok(WatchEvent::Added(object) | WatchEvent::Modified(object)))) => {
+                    return seen(object, Event::Apply, events);
+                }
+                Ok(Some(Ok(WatchEvent::Deleted(object)))) => return seen(object, Event::Delete, events),
+                Ok(Some(Ok(WatchEvent::Bookmark(mark)))) => State::Watching(mark.metadata.resource_version, events),
+                Ok(Some(Ok(WatchEvent::Error(e)))) => {
+                    let next = if e.code == 410 { State::Empty } else { State::Watching(version, events) };
+                    return (Err(Error::WatchError(e)), next);
+                }
+                Ok(Some(Err(e))) => return (Err(Error::WatchFailed(e)), State::Watching(version, events)),
+                Ok(None) | Err(_) => State::Listed(version),
+            },
+        };
+    }
+}
+
+/// A watched object's event, the watch going on from its resourceVersion.
+fn seen<K: kube::Resource>(
+    object: K,
+    event: fn(K) -> Event<K>,
+    events: BoxStream<'static, kube::Result<WatchEvent<K>>>,
+) -> (Result<Event<K>, Error>, State<K>) {
+    match object.resource_version().filter(|v| !v.is_empty()) {
+        Some(version) => (Ok(event(object)), State::Watching(version, events)),
+        None => (Err(Error::NoResourceVersion), State::Empty),
+    }
+}
+
+/// Lists `api` whole: the objects, trimmed, and the list's resourceVersion. The body is decoded on a blocking thread
+/// as it arrives. The objects are all read before the first goes out: the reflector swaps its store in only at
+/// `InitDone`, and a reconcile that the controller started for a listed object before then would not find it (and
+/// not be retried); events with no wait between them reach the store before any reconcile starts.
+async fn list(
+    api: &Api<RedisMigration>,
+    list_params: &ListParams,
+    trim: fn(&mut RedisMigration),
+) -> kube::Result<(VecDeque<Box<RedisMigration>>, Option<String>)> {
+    let request = kube::core::Request::new(api.resource_url()).list(list_params).map_err(kube::Error::BuildRequest)?;
+    let body = Box::pin(api.clone().into_client().request_stream(request).await?);
+    let (tx, mut rx) = mpsc::channel(LIST_QUEUE);
+    tokio::task::spawn_blocking(move || {
+        let end = decode_list(io::BufReader::with_capacity(READ_BUFFER, Blocking(body)), trim, |object| {
+            tx.blocking_send(Ok(Listed::Object(object))).is_ok()
+        });
+        // The stream may be gone (the operator stops): nobody is left to tell.
+        let _ = tx.blocking_send(end.map(Listed::End).map_err(kube::Error::SerdeError));
+    });
+    let mut objects = VecDeque::new();
+    loop {
+        match rx.recv().await {
+            Some(Ok(Listed::Object(object))) => objects.push_back(Box::new(object)),
+            Some(Ok(Listed::End(version))) => return Ok((objects, version)),
+            Some(Err(e)) => return Err(e),
+            // The decoding thread ended without saying how: it panicked.
+            None => return Err(kube::Error::ReadEvents(io::Error::other("the list's decoder stopped"))),
+        }
+    }
+}
+
+/// Decodes a list from `reader`, handing each item, trimmed, to `each` (which says whether to go on), and
+/// returns the list's resourceVersion.
+fn decode_list<K, R>(reader: R, trim: fn(&mut K), each: impl FnMut(K) -> bool) -> serde_json::Result<Option<String>>
+where
+    K: DeserializeOwned,
+    R: io::Read,
+{
+    let mut decoder = serde_json::Deserializer::from_reader(reader);
+    let version = de::Deserializer::deserialize_map(&mut decoder, ListVisitor { trim, each, object: PhantomData })?;
+    decoder.end()?;
+    Ok(version)
+}
+
+/// A list object: its `items` go to `each`, its `metadata.resourceVersion` is the result, the rest is skipped.
+struct ListVisitor<K, F> {
+    trim: fn(&mut K),
+    each: F,
+    object: PhantomData<K>,
+}
+
+impl<'de, K: DeserializeOwned, F: FnMut(K) -> bool> Visitor<'de> for ListVisitor<K, F> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Kubernetes list")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut version = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "items" => map.next_value_seed(Items { trim: self.trim, each: &mut self.each, object: PhantomData })?,
+                "metadata" => {
+                    version = map.next_value::<ListMeta>()?.resource_version.filter(|v| !v.is_empty());
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(version)
+    }
+}
+
+/// A list's `items` (an array, or `null`), decoded one at a time.
+struct Items<'a, K, F> {
+    trim: fn(&mut K),
+    each: &'a mut F,
+    object: PhantomData<K>,
+}
+
+impl<'de, K: DeserializeOwned, F: FnMut(K) -> bool> DeserializeSeed<'de> for Items<'_, K, F> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, K: DeserializeOwned, F: FnMut(K) -> bool> Visitor<'de> for Items<'_, K, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list's items")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(mut object) = seq.next_element::<K>()? {
+            (self.trim)(&mut object);
+            if !(self.each)(object) {
+                return Err(de::Error::custom("the watch stopped while its list was read"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A response body read from a blocking thread: each read waits for the runtime to bring the bytes.
+struct Blocking<R>(Pin<Box<R>>);
+
+impl<R: AsyncBufRead> io::Read for Blocking<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        futures::executor::block_on(self.0.read(buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::ResourceExt;
+    use serde_json::json;
+
+    fn object(name: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "dcs.migration.io/v1alpha1",
+            "kind": "RedisMigration",
+            "metadata": {
+                "name": name,
+                "namespace": "a",
+                "resourceVersion": "7",
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}],
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+            },
+            "spec": {
+                "region": "r",
+                "credentialsSecretRef": {"name": "c"},
+                "type": "BackupImport",
+                "backupImport": {"source": "ObsBucket", "bucket": "b", "files": [{"name": "f"}]},
+                "target": {"instanceId": "i"}
+            }
+        })
+    }
+
+    fn trim(rm: &mut RedisMigration) {
+        rm.managed_fields_mut().clear();
+        rm.annotations_mut().clear();
+    }
+
+    fn decoded(body: &serde_json::Value) -> (serde_json::Result<Option<String>>, Vec<RedisMigration>) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let mut seen = Vec::new();
+        let end = decode_list(bytes.as_slice(), trim, |o| {
+            seen.push(o);
+            true
+        });
+        (end, seen)
+    }
+
+    #[test]
+    fn a_list_is_decoded_item_by_item_trimmed_with_its_resource_version_wherever_its_metadata_is() {
+        for body in [
+            json!({"apiVersion": "v1", "items": [object("x"), object("y")], "kind": "List",
+                   "metadata": {"resourceVersion": "42", "continue": ""}}),
+            json!({"metadata": {"resourceVersion": "42"}, "kind": "List", "items": [object("x"), object("y")]}),
+        ] {
+            let (end, seen) = decoded(&body);
+            assert_eq!(end.unwrap().as_deref(), Some("42"));
+            let names: Vec<_> = seen.iter().map(|o| o.name_any()).collect();
+            assert_eq!(names, ["x", "y"]);
+            assert!(seen.iter().all(|o| o.managed_fields().is_empty() && o.annotations().is_empty()));
+        }
+    }
+
+    #[test]
+    fn an_empty_or_null_list_has_no_items_and_a_list_without_a_version_says_so() {
+        let (end, seen) = decoded(&json!({"items": null, "metadata": {"resourceVersion": "3"}}));
+        assert_eq!((end.unwrap().as_deref(), seen.len()), (Some("3"), 0));
+        let (end, seen) = decoded(&json!({"items": [], "metadata": {"resourceVersion": ""}}));
+        assert_eq!((end.unwrap(), seen.len()), (None, 0));
+    }
+
+    #[test]
+    fn a_broken_or_truncated_list_is_an_error_after_the_items_before_the_break() {
+        let whole = serde_json::to_vec(&json!({"items": [object("x"), object("y")]})).unwrap();
+        let mut seen = 0;
+        let end = decode_list::<RedisMigration, _>(&whole[..whole.len() - 30], trim, |_| {
+            seen += 1;
+            true
+        });
+        assert!(end.is_err());
+        assert_eq!(seen, 1);
+        let end = decode_list::<RedisMigration, _>(&b"{\"items\": [{\"kind\": 3}]}"[..], trim, |_| true);
+        assert!(end.is_err());
+    }
+
+    #[test]
+    fn decoding_stops_when_nobody_takes_the_items_any_more() {
+        let body = serde_json::to_vec(&json!({"items": [object("x"), object("y"), object("z")]})).unwrap();
+        let mut seen = 0;
+        let end = decode_list::<RedisMigration, _>(body.as_slice(), trim, |_| {
+            seen += 1;
+            false
+        });
+        assert!(end.unwrap_err().to_string().contains("the watch stopped"));
+        assert_eq!(seen, 1);
+    }
+}
