@@ -705,9 +705,19 @@ impl Bench {
                 let api = self.api(ns);
                 let name = name.to_owned();
                 async move {
-                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                        .map_err(|e| format!("{key}: {e}"))
+                    // The patch is idempotent: a pooled connection that the API server closed while idle (a
+                    // `SendRequest` error, seen once after the 60-s streaming window) is retried.
+                    let mut attempt = 0;
+                    loop {
+                        match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                            Ok(_) => return Ok(()),
+                            Err(e) if attempt < 3 && !matches!(e, kube::Error::Api(_)) => {
+                                attempt += 1;
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            Err(e) => return Err(format!("{key}: {e}")),
+                        }
+                    }
                 }
             })
             .buffer_unordered(16)
