@@ -11,13 +11,12 @@ use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::error::{DcsError, ErrorClass, classify, parse_error_body};
 use super::model::*;
-use super::operation::{Operation, Precedence};
+use super::operation::Operation;
 use super::page::{KeptPage, PageSeed};
 use super::scrub::{Scrubber, passwords_in};
 use super::signer::{self, SignableRequest};
 use super::source::CredentialSource;
 use backon::{ExponentialBuilder, Retryable};
-use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::Method;
 use serde::Serialize;
@@ -27,7 +26,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Most bytes of an error answer read: its code and message are in the first few hundred.
 const MAX_ERROR_ANSWER_BYTES: usize = 64 * 1024;
@@ -139,82 +138,34 @@ struct Inner {
     observer: Option<Arc<dyn CallObserver>>,
 }
 
-/// The account's rate limit, and the calls waiting for it by `Precedence`.
+/// The account's rate limit, and how many calls wait for it.
 struct Budget {
     limiter: DefaultDirectRateLimiter,
-    /// Calls waiting for the limit, by class.
-    waiting: [AtomicUsize; Precedence::COUNT],
-    /// Told whenever a class has no call waiting any more: those of later classes look again.
-    emptied: Notify,
+    waiting: AtomicUsize,
 }
-
-/// The longest a call waits behind calls of earlier classes; then it competes with them (a steady stream of calls
-/// about existing tasks does not hold creates back for ever).
-const PRECEDENCE_LIMIT: Duration = Duration::from_secs(30);
 
 impl Budget {
-    fn new(quota: Quota) -> Self {
-        Self { limiter: RateLimiter::direct(quota), waiting: Default::default(), emptied: Notify::new() }
-    }
-
-    /// Waits until the rate limit lets one call of `precedence` through, no call of an earlier class waiting (for
-    /// `PRECEDENCE_LIMIT` at most); it is counted among the waiting meanwhile (also when the wait is abandoned).
-    async fn until_ready(&self, precedence: Precedence) {
-        let deadline = tokio::time::Instant::now() + PRECEDENCE_LIMIT;
-        let mut waiting = Waiting::on(self, precedence.index());
-        loop {
-            // Registered before the look, so that a class emptied in between is not missed.
-            let emptied = self.emptied.notified();
-            tokio::pin!(emptied);
-            emptied.as_mut().enable();
-            if self.waiting[..waiting.class].iter().any(|w| w.load(Ordering::SeqCst) > 0) {
-                if tokio::time::timeout_at(deadline, emptied).await.is_err() {
-                    waiting.first_class();
-                }
-                continue;
-            }
-            match self.limiter.check() {
-                Ok(()) => return,
-                Err(not_until) => tokio::time::sleep(not_until.wait_time_from(self.limiter.clock().now())).await,
-            }
-        }
-    }
-
-    /// How many calls wait, of every class.
-    fn waiting(&self) -> usize {
-        self.waiting.iter().map(|w| w.load(Ordering::SeqCst)).sum()
-    }
-
-    fn leave(&self, class: usize) {
-        if self.waiting[class].fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.emptied.notify_waiters();
-        }
+    /// Waits until the rate limit lets one call through, counted among the waiting meanwhile (also when the
+    /// wait is abandoned).
+    async fn until_ready(&self) {
+        let _waiting = Waiting::on(&self.waiting);
+        self.limiter.until_ready().await;
     }
 }
 
-/// One call counted among those of its class waiting for the rate limit, while it lives.
-struct Waiting<'a> {
-    budget: &'a Budget,
-    class: usize,
-}
+/// One call counted among those waiting for the rate limit, while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
-    fn on(budget: &'a Budget, class: usize) -> Self {
-        budget.waiting[class].fetch_add(1, Ordering::SeqCst);
-        Self { budget, class }
-    }
-
-    /// Counted in the first class from now on.
-    fn first_class(&mut self) {
-        self.budget.waiting[0].fetch_add(1, Ordering::SeqCst);
-        self.budget.leave(self.class);
-        self.class = 0;
+    fn on(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.budget.leave(self.class);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -284,7 +235,7 @@ impl DcsClient {
     /// True while some call of this account waits for the rate limit: what can wait (progress counters) gives
     /// way to what changes state.
     pub fn budget_contended(&self) -> bool {
-        self.inner.budget.waiting() > 0
+        self.inner.budget.waiting.load(Ordering::SeqCst) > 0
     }
 
     /// The same client without the bound on exchanges on the wire (for calls whose callers hold no
@@ -322,7 +273,7 @@ impl DcsClient {
             .pool_max_idle_per_host(8)
             .build()
             .map_err(|e| DcsError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
-        let budget = Arc::new(Budget::new(quota));
+        let budget = Arc::new(Budget { limiter: RateLimiter::direct(quota), waiting: AtomicUsize::new(0) });
         let wire = config.in_flight.map(|bound| Arc::new(Semaphore::new(bound.calls)));
         Ok(Self { inner: Arc::new(Inner { http, config, budget, wire, observer }) })
     }
@@ -574,7 +525,7 @@ impl DcsClient {
     /// One attempt, signed with the credentials current when it is sent; a 401 tells their provider.
     async fn exchange(&self, call: &Call) -> Result<(u16, Vec<u8>), DcsError> {
         let config = &self.inner.config;
-        self.inner.budget.until_ready(call.operation.precedence()).await;
+        self.inner.budget.until_ready().await;
         let operation = call.operation;
         let _place = self.place_on_the_wire().await?;
         let credentials = config.credentials.current().await.map_err(|message| DcsError::NoCredentials { message })?;
@@ -741,70 +692,21 @@ fn sanitize_decode_error(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
-    fn one_call_per(period: Duration) -> Arc<Budget> {
-        Arc::new(Budget::new(Quota::with_period(period).unwrap().allow_burst(NonZeroU32::new(1).unwrap())))
-    }
-
     #[tokio::test]
     async fn a_call_waiting_for_the_rate_limit_is_counted_until_it_passes_or_is_abandoned() {
-        let budget = one_call_per(Duration::from_secs(60));
-        budget.until_ready(Precedence::Existing).await;
-        assert_eq!(budget.waiting(), 0, "a call that passed at once waits no more");
+        let quota = Quota::with_period(Duration::from_secs(60)).unwrap().allow_burst(NonZeroU32::new(1).unwrap());
+        let budget = Arc::new(Budget { limiter: RateLimiter::direct(quota), waiting: AtomicUsize::new(0) });
+        budget.until_ready().await;
+        assert_eq!(budget.waiting.load(Ordering::SeqCst), 0, "a call that passed at once waits no more");
         let waiter = tokio::spawn({
             let budget = budget.clone();
-            async move { budget.until_ready(Precedence::ImportCreate).await }
+            async move { budget.until_ready().await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(budget.waiting(), 1);
+        assert_eq!(budget.waiting.load(Ordering::SeqCst), 1);
         waiter.abort();
         let _ = waiter.await;
-        assert_eq!(budget.waiting(), 0, "an abandoned wait is no longer counted");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_create_waits_behind_calls_about_existing_tasks_for_the_precedence_limit_at_most() {
-        let budget = one_call_per(Duration::from_secs(3600));
-        budget.until_ready(Precedence::Existing).await;
-        let spawn = |precedence| {
-            let budget = budget.clone();
-            tokio::spawn(async move { budget.until_ready(precedence).await })
-        };
-        let (existing, create) = (spawn(Precedence::Existing), spawn(Precedence::ImportCreate));
-        tokio::time::sleep(PRECEDENCE_LIMIT - Duration::from_secs(1)).await;
-        let counts = || budget.waiting.iter().map(|w| w.load(Ordering::SeqCst)).collect::<Vec<_>>();
-        assert_eq!(counts(), [1, 0, 1], "the create still waits behind the call about an existing task");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(counts(), [2, 0, 0], "past the limit the create competes with it");
-        existing.abort();
-        create.abort();
-    }
-
-    #[tokio::test]
-    async fn calls_about_existing_tasks_pass_before_creates_and_online_creates_before_imports() {
-        let budget = one_call_per(Duration::from_millis(40));
-        budget.until_ready(Precedence::Existing).await;
-        let passed = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut waiters = Vec::new();
-        // Arriving latest first: the order they pass in is their class's, not their arrival's.
-        for precedence in [
-            Precedence::ImportCreate,
-            Precedence::OnlineCreate,
-            Precedence::Existing,
-            Precedence::ImportCreate,
-            Precedence::Existing,
-        ] {
-            let (budget, passed) = (budget.clone(), passed.clone());
-            waiters.push(tokio::spawn(async move {
-                budget.until_ready(precedence).await;
-                passed.lock().unwrap().push(precedence);
-            }));
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        for waiter in waiters {
-            waiter.await.unwrap();
-        }
-        use Precedence::*;
-        assert_eq!(*passed.lock().unwrap(), [Existing, Existing, OnlineCreate, ImportCreate, ImportCreate]);
+        assert_eq!(budget.waiting.load(Ordering::SeqCst), 0, "an abandoned wait is no longer counted");
     }
 
     #[test]

@@ -91,41 +91,6 @@ impl Operation {
     }
 }
 
-/// Which of an account's calls its rate limit lets through first when several wait: calls about tasks that exist
-/// come before creates, and an online task's create (provisioning, its configure call and a full migration still
-/// ahead of it) before a backup import's (one phase). A batch applied at once then reaches Ready sooner as a
-/// whole (the longest lifecycles start first) and, one by one, what is under way finishes before more starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Precedence {
-    /// Reads, configures, stops, restarts, deletes, switch-overs: about a task that exists.
-    Existing,
-    /// `CreateOnlineMigrationTask`.
-    OnlineCreate,
-    /// `CreateMigrationTask`.
-    ImportCreate,
-}
-
-impl Precedence {
-    /// How many classes there are (for counters kept in an array).
-    pub const COUNT: usize = 3;
-
-    /// Position among the classes, first to pass first.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl Operation {
-    /// Its class in the account's rate limit.
-    pub fn precedence(self) -> Precedence {
-        match self {
-            Self::CreateOnlineMigrationTask => Precedence::OnlineCreate,
-            Self::CreateMigrationTask => Precedence::ImportCreate,
-            _ => Precedence::Existing,
-        }
-    }
-}
-
 /// KiB, for the caps below.
 const KIB: usize = 1024;
 
