@@ -148,12 +148,11 @@ fn redis_migrations(
     selector: Option<&str>,
 ) -> (Store<RedisMigration>, impl futures::Stream<Item = Result<RedisMigration, watcher::Error>> + use<>) {
     let (store, writer) = reflector::store();
-    let objects = reflector(
+    let events = reflector(
         writer,
         listwatch::watch(scoped::<RedisMigration>(client, namespace), selector, trim).default_backoff().modify(trim),
-    )
-    .applied_objects();
-    (store, objects)
+    );
+    (store.clone(), listwatch::changed_objects(store, events))
 }
 
 /// Drops what no reconcile reads from a cached RedisMigration.
