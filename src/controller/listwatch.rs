@@ -37,9 +37,9 @@ use tokio::sync::mpsc;
 const WATCH_TIMEOUT_S: u32 = 290;
 /// A watch silent for this long is taken for dead and started again (kube-runtime: the timeout and a margin).
 const WATCH_IDLE: Duration = Duration::from_secs(WATCH_TIMEOUT_S as u64 + 10);
-/// Decoded objects on their way from the decoding thread to the stream.
+/// Objects' texts on their way from the reading thread to the stream.
 const LIST_QUEUE: usize = 64;
-/// The decoder's read buffer.
+/// The reading thread's buffer.
 const READ_BUFFER: usize = 64 * 1024;
 
 /// Lists and watches `api` (with `labels`, if any), trimming each listed object with `trim` as it is decoded.
