@@ -30,6 +30,7 @@ use serde_json::value::RawValue;
 use std::fmt;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -55,9 +56,14 @@ pub fn watch(
         bookmarks: true,
         ..WatchParams::default()
     };
+    // Shared, not cloned per event: an `Api` clone allocates (its client's buffer handle).
+    let requests = Arc::new((api, list, watch));
     futures::stream::unfold(State::Empty, move |state| {
-        let (api, list, watch) = (api.clone(), list.clone(), watch.clone());
-        async move { Some(step(&api, &list, &watch, trim, state).await) }
+        let requests = requests.clone();
+        async move {
+            let (api, list, watch) = &*requests;
+            Some(step(api, list, watch, trim, state).await)
+        }
     })
 }
 
