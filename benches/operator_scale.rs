@@ -356,6 +356,38 @@ fn spawn_sampler(pid: u32, cpu_base: f64, samples: Arc<Mutex<Vec<Sample>>>) {
     });
 }
 
+/// The CPU the control plane (kube-apiserver and etcd) and the whole machine had used by `at_ms`.
+#[derive(Debug, Clone, Copy)]
+struct HostSample {
+    at_ms: i64,
+    control_plane_cpu_s: f64,
+    machine_busy_s: f64,
+}
+
+/// Seconds all the machine's cores have been busy (not idle, not waiting for I/O) since boot: `/proc/stat`.
+fn machine_busy_seconds(ticks: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: f64 = cpu.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
+    Some(busy / ticks)
+}
+
+/// Samples the control plane's processes (`pids`, as `scripts/control-plane` records them) and the machine every
+/// second, for the whole run.
+fn spawn_host_sampler(pids: Vec<u32>, samples: Arc<Mutex<Vec<HostSample>>>) {
+    let ticks = clock_ticks();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let control_plane_cpu_s = pids.iter().filter_map(|pid| cpu_seconds(*pid, ticks)).sum();
+            let Some(machine_busy_s) = machine_busy_seconds(ticks) else { return };
+            samples.lock().unwrap().push(HostSample { at_ms: now_ms(), control_plane_cpu_s, machine_busy_s });
+        }
+    });
+}
+
 // ---- what the bench sees of the resources (a watch) ----------------------------------------------------------
 
 #[derive(Debug, Clone, Default)]
@@ -961,6 +993,13 @@ async fn run() {
     let revision = revision();
     // The control plane of this process, with the audit log (before anything else of the harness).
     let audit_log = support::control_plane_with_audit().audit_log();
+    let control_plane_pids: Vec<u32> = std::fs::read_to_string(support::control_plane_with_audit().dir().join("pids"))
+        .expect("the control plane's pids")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let host = Arc::new(Mutex::new(Vec::<HostSample>::new()));
+    spawn_host_sampler(control_plane_pids, host.clone());
     let phase = Duration::from_secs_f64(knobs.phase_seconds);
     let mut envs = vec![];
     for a in 0..accounts {
@@ -1328,6 +1367,17 @@ async fn run() {
     let cpu_at = |t: i64| samples.iter().rev().find(|s| s.at_ms <= t).map_or(0.0, |s| s.cpu_s);
     let cpu_to_ready = cpu_at(last_ready) - cpu_at(t_apply);
     let cpu_per_1000 = cpu_to_ready * 1000.0 / n as f64;
+    let host = host.lock().unwrap().clone();
+    let host_at = |t: i64| host.iter().rev().find(|s| s.at_ms <= t).copied();
+    let (control_plane_to_ready, machine_busy_cores) = match (host_at(t_apply), host_at(last_ready)) {
+        (Some(a), Some(r)) if r.at_ms > a.at_ms => (
+            r.control_plane_cpu_s - a.control_plane_cpu_s,
+            (r.machine_busy_s - a.machine_busy_s) / ((r.at_ms - a.at_ms) as f64 / 1000.0),
+        ),
+        _ => (f64::NAN, f64::NAN),
+    };
+    let control_plane_per_1000 = control_plane_to_ready * 1000.0 / n as f64;
+    let control_plane_cores = control_plane_to_ready / ((last_ready - t_apply).max(1) as f64 / 1000.0);
 
     // ---- what the API server saw ----------------------------------------------------------------------------------
     let window_requests = |from: i64, to: i64| requests_by_label(requests_in(&requests, Agent::Ours, from, to));
@@ -1530,6 +1580,13 @@ async fn run() {
             *slot.entry(if r.on_events() { "apiEvents" } else { "apiWrites" }).or_insert(0.0) += 1.0;
         }
     }
+    for s in &host {
+        if s.at_ms >= t0 && s.at_ms < t0 + seconds as i64 * 1000 {
+            let slot = &mut series[((s.at_ms - t0) / 1000) as usize];
+            slot.insert("controlPlaneCpuSeconds", (s.control_plane_cpu_s * 100.0).round() / 100.0);
+            slot.insert("machineBusySeconds", (s.machine_busy_s * 100.0).round() / 100.0);
+        }
+    }
     for s in &samples {
         if s.at_ms >= t0 && s.at_ms < t0 + seconds as i64 * 1000 {
             let slot = &mut series[((s.at_ms - t0) / 1000) as usize];
@@ -1596,6 +1653,20 @@ async fn run() {
             "operator CPU: {cpu_to_ready:.1} s apply -> all Ready = {cpu_per_1000:.1} s per 1,000 lifecycles; {final_cpu:.1} s in all"
         ),
         json!(cpu_per_1000),
+        "reported",
+        None,
+    );
+    row(
+        "controlPlaneCpuPer1000Lifecycles",
+        "Control plane (kube-apiserver + etcd) CPU per 1,000 lifecycles (apply → Ready)",
+        format!("{control_plane_per_1000:.1} s"),
+        format!(
+            "control plane CPU: {control_plane_to_ready:.1} s apply -> all Ready = {control_plane_per_1000:.1} s per 1,000 \
+             lifecycles, {control_plane_cores:.2} cores on average; the machine's {} cores were busy {machine_busy_cores:.2} \
+             on average (everything on it: the control plane, the operator, the simulators, this harness)",
+            machine["nproc"]
+        ),
+        json!({"seconds": control_plane_to_ready, "per1000": control_plane_per_1000, "cores": control_plane_cores, "machineBusyCores": machine_busy_cores}),
         "reported",
         None,
     );
@@ -1947,6 +2018,10 @@ async fn run() {
             "cpuSecondsTotal": final_cpu,
             "cpuSecondsApplyToReady": cpu_to_ready,
             "cpuSecondsPer1000Lifecycles": cpu_per_1000,
+            "controlPlaneCpuSecondsApplyToReady": control_plane_to_ready,
+            "controlPlaneCpuSecondsPer1000Lifecycles": control_plane_per_1000,
+            "controlPlaneCoresApplyToReady": control_plane_cores,
+            "machineBusyCoresApplyToReady": machine_busy_cores,
             "applySeconds": (t_applied - t_apply) as f64 / 1000.0,
             "timeToAllReadySeconds": time_to_ready,
             "timeFloorSeconds": floor_s,
