@@ -23,7 +23,8 @@ pub enum CreateMark {
     /// Written earlier (a create may have been sent, possibly by a process that crashed)
     /// this long ago.
     Earlier { age: Duration },
-    /// Written in this very reconcile: no create can have been sent yet.
+    /// Written by this process, which has sent no create since (in this pass or an earlier one): no create
+    /// can have been sent for it.
     JustWritten,
 }
 

@@ -121,6 +121,8 @@ impl<'c> Pass<'c> {
     pub fn create_mark(&self) -> CreateMark {
         match self.annotation(ANNOTATION_CREATE_PENDING) {
             None => CreateMark::None,
+            // This process wrote it and sent no create since: no create can have gone out for it.
+            Some(value) if self.ctx.written.mark_is_unsent(&self.rm, value) => CreateMark::JustWritten,
             Some(value) => {
                 let age = value
                     .parse::<Timestamp>()
@@ -154,6 +156,7 @@ impl<'c> Pass<'c> {
     pub async fn remove_finalizer(&self) -> Result<(), Error> {
         let finalizers: Vec<&String> = self.rm.finalizers().iter().filter(|f| *f != FINALIZER).collect();
         let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": self.rm.resource_version()}});
+        self.ctx.written.mark_spent(&self.rm);
         match self.api.patch(&self.rm.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
@@ -175,6 +178,7 @@ impl<'c> Pass<'c> {
             metadata["finalizers"] = json!(finalizers);
         }
         self.patch(&json!({"metadata": metadata})).await?;
+        self.ctx.written.marked(&self.rm, &value);
         if adds_finalizer {
             crate::crash::point("finalizer-added");
         }
@@ -186,7 +190,14 @@ impl<'c> Pass<'c> {
     /// object).
     pub async fn clear_create_mark(&self) -> Result<(), Error> {
         let patch = json!({"metadata": {"annotations": {ANNOTATION_CREATE_PENDING: null}}});
-        self.patch(&patch).await
+        self.patch(&patch).await?;
+        self.ctx.written.mark_spent(&self.rm);
+        Ok(())
+    }
+
+    /// A create is about to go out: the mark's outcome is unknown from now on.
+    pub fn create_goes_out(&self) {
+        self.ctx.written.mark_spent(&self.rm);
     }
 
     /// Computes the status for what the pass learnt and writes it when it differs from what the

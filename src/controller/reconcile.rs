@@ -218,7 +218,10 @@ async fn perform(pass: &Pass<'_>, account: &Arc<Account>, state: &State, step: S
             StepResult::Marked
         }
         Step::FindByName => {
-            let found = account.find_by_name(&pass.task_name, |t| pass.owns(t)).await;
+            // No slot is held while the account's next walk comes: it wakes this resource with the answer.
+            let Some(found) = account.find_by_name_later(&pass.task_name, pass.owner(), |t| pass.owns(t)).await else {
+                return Ok(Performed::Later);
+            };
             crate::crash::point("create-looked-up");
             StepResult::Found(found)
         }
@@ -320,6 +323,7 @@ async fn create(pass: &Pass<'_>, account: &Account) -> Result<Result<Created, At
             return Ok(Err(Attempt::Refused(problem)));
         }
     };
+    pass.create_goes_out();
     let answer = match body {
         CreateBody::BackupImport(body) => account
             .call(|c| async move { c.create_migration_task(&body).await })

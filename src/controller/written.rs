@@ -6,6 +6,12 @@
 //! to it: it would clear the `create-pending` mark again, or add the finalizer with a stale resourceVersion and
 //! loop on 409s (both seen in the API server's audit log on a loaded machine). `Written` keeps the version of
 //! that write until the cache shows it; the watch event that brings it starts the next pass.
+//!
+//! It also keeps the `create-pending` marks this process wrote and sent no create after: a pass that finds
+//! its own unsent mark knows that no create can have gone out for it, and creates as soon as a walk that began
+//! after the mark found no task of that name, without the grace a mark of unknown history needs. The pass that
+//! writes a mark can so give its slot back while the account's next walk comes. A restarted process remembers
+//! no mark: it gives each the grace.
 
 use crate::crd::{RedisMigration, RedisMigrationStatus};
 use std::collections::HashMap;
@@ -17,6 +23,8 @@ pub struct Written {
     by_uid: Mutex<HashMap<String, RedisMigrationStatus>>,
     /// The resourceVersion of this process's last write to each resource (by UID), until the cache shows it.
     versions: Mutex<HashMap<String, u64>>,
+    /// The `create-pending` mark this process wrote to each resource (by UID) and sent no create after.
+    unsent_marks: Mutex<HashMap<String, String>>,
 }
 
 /// A resourceVersion as the number it is in practice (etcd's revision); `None` when it is not one, and then the
@@ -82,6 +90,26 @@ impl Written {
         false
     }
 
+    /// Records the `create-pending` mark `value` just written to `rm`, before any create for it.
+    pub fn marked(&self, rm: &RedisMigration, value: &str) {
+        if let Some(uid) = rm.metadata.uid.clone() {
+            self.unsent_marks.lock().expect("marks lock").insert(uid, value.to_owned());
+        }
+    }
+
+    /// True when `value` is the mark this process wrote to `rm` and no create went out after it.
+    pub fn mark_is_unsent(&self, rm: &RedisMigration, value: &str) -> bool {
+        let Some(uid) = rm.metadata.uid.as_deref() else { return false };
+        self.unsent_marks.lock().expect("marks lock").get(uid).is_some_and(|mark| mark == value)
+    }
+
+    /// Forgets `rm`'s unsent mark: a create is about to go out, or the mark is cleared, or the resource goes.
+    pub fn mark_spent(&self, rm: &RedisMigration) {
+        if let Some(uid) = rm.metadata.uid.as_deref() {
+            self.unsent_marks.lock().expect("marks lock").remove(uid);
+        }
+    }
+
     /// Records held.
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -111,6 +139,21 @@ mod tests {
         written.observe(&resource(Some(Phase::Provisioning)));
         assert_eq!(written.len(), 0, "the cache shows the write: the record goes");
         assert_eq!(written.current(&resource(Some(Phase::Creating))).phase, Some(Phase::Creating));
+    }
+
+    #[test]
+    fn a_mark_is_known_unsent_until_a_create_goes_out_and_only_with_the_value_written() {
+        let written = Written::default();
+        let rm = resource(None);
+        assert!(!written.mark_is_unsent(&rm, "2026-12-01T18:00:00Z"), "a mark this process did not write");
+        written.marked(&rm, "2026-12-01T18:00:00Z");
+        assert!(written.mark_is_unsent(&rm, "2026-12-01T18:00:00Z"));
+        assert!(!written.mark_is_unsent(&rm, "2026-12-01T18:00:01Z"), "another value is someone else's mark");
+        let mut other = resource(None);
+        other.metadata.uid = Some("u2".into());
+        assert!(!written.mark_is_unsent(&other, "2026-12-01T18:00:00Z"), "another resource's mark");
+        written.mark_spent(&rm);
+        assert!(!written.mark_is_unsent(&rm, "2026-12-01T18:00:00Z"), "a create went out");
     }
 
     #[test]

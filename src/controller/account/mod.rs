@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
-use view::{PAGE, Sent, View};
+use view::{Named, PAGE, Sent, View};
 
 /// How accounts call and observe.
 #[derive(Debug, Clone)]
@@ -208,6 +208,37 @@ impl Account {
         self.find_by_name_query(name, ours).await
     }
 
+    /// Like `find_by_name`, without holding the caller while the account's next walk comes: `None` while the
+    /// lookup waits for it (`owner` is woken when the walk answered), then the answer. Where the project's list
+    /// is too long to walk, or no walk answered in time, a list filtered by name answers at once.
+    pub async fn find_by_name_later(
+        &self,
+        name: &str,
+        owner: ObjectRef<RedisMigration>,
+        ours: impl Fn(&RemoteTask) -> bool,
+    ) -> Option<Result<Option<RemoteTask>, DcsError>> {
+        let now = Instant::now();
+        let named = {
+            let mut view = self.view();
+            view.walk_is_short().then(|| view.ask_name_for(&owner, name, now))
+        };
+        match named {
+            Some(Named::Answered(found)) => return Some(found.map(|tasks| tasks.into_iter().find(|t| ours(t)))),
+            Some(Named::Waiting(asked)) if now.duration_since(asked) < self.lookup_deadline() => {
+                self.wake.notify_one();
+                return None;
+            }
+            Some(Named::Waiting(_)) => self.view().drop_name_for(&owner),
+            None => {}
+        }
+        Some(self.find_by_name_query(name, ours).await)
+    }
+
+    /// How long a lookup waits for a walk before a list filtered by name answers it instead.
+    fn lookup_deadline(&self) -> Duration {
+        self.settings.tick * 3 + self.settings.timeout
+    }
+
     /// The tasks named `name` in a walk that started after now; `None` when the list is too long
     /// to walk for it, or no walk came in time.
     async fn find_in_next_walk(&self, name: &str) -> Option<Result<Vec<RemoteTask>, DcsError>> {
@@ -220,8 +251,7 @@ impl Account {
             view.ask_name(name, Instant::now())
         };
         self.wake.notify_one();
-        let deadline = self.settings.tick * 3 + self.settings.timeout;
-        let answer = tokio::time::timeout(deadline, async {
+        let answer = tokio::time::timeout(self.lookup_deadline(), async {
             loop {
                 refreshed.changed().await.ok()?;
                 if let Some(answer) = self.view().named(ticket) {

@@ -129,6 +129,8 @@ pub struct View {
     pub refreshes: u64,
     /// Creates looking for an earlier attempt's task by name, answered by the next walk.
     lookups: HashMap<u64, Lookup>,
+    /// The lookup of each resource that does not wait for its answer (`ask_name_for`).
+    lookups_by_owner: HashMap<ObjectRef<RedisMigration>, u64>,
     next_lookup: u64,
     /// When the last refresh started.
     last_refresh: Option<Instant>,
@@ -170,6 +172,17 @@ struct Lookup {
     name: String,
     asked: Instant,
     answer: Option<Result<Vec<RemoteTask>, DcsError>>,
+    /// The resource woken when a walk answers, for a lookup nobody waits on (`ask_name_for`).
+    owner: Option<ObjectRef<RedisMigration>>,
+}
+
+/// Where a resource's lookup by name stands (`View::ask_name_for`).
+#[derive(Debug)]
+pub enum Named {
+    /// A walk answered it: the tasks of that name (or why the walk failed). The lookup is done.
+    Answered(Result<Vec<RemoteTask>, DcsError>),
+    /// It waits for a walk, asked at this time.
+    Waiting(Instant),
 }
 
 /// Walks at most this many pages to answer lookups by name; a longer history is searched by
@@ -353,9 +366,42 @@ impl View {
     /// ticket to collect them with.
     pub fn ask_name(&mut self, name: &str, now: Instant) -> u64 {
         self.lookups.retain(|_, l| now.saturating_duration_since(l.asked) < LOOKUP_TTL);
+        let lookups = &self.lookups;
+        self.lookups_by_owner.retain(|_, ticket| lookups.contains_key(ticket));
         self.next_lookup += 1;
-        self.lookups.insert(self.next_lookup, Lookup { name: name.to_owned(), asked: now, answer: None });
+        self.lookups.insert(self.next_lookup, Lookup { name: name.to_owned(), asked: now, answer: None, owner: None });
         self.next_lookup
+    }
+
+    /// `owner`'s lookup of the tasks named `name`, asked of the next walk (one that starts after `now`) when it
+    /// has none: its answer once a walk gave one, and `owner` is woken then.
+    pub fn ask_name_for(&mut self, owner: &ObjectRef<RedisMigration>, name: &str, now: Instant) -> Named {
+        let asked = self.lookups_by_owner.get(owner).copied();
+        if let Some(ticket) = asked
+            && let Some(lookup) = self.lookups.get(&ticket).filter(|l| l.name == name)
+        {
+            if lookup.answer.is_none() {
+                return Named::Waiting(lookup.asked);
+            }
+            self.lookups_by_owner.remove(owner);
+            if let Some(answer) = self.lookups.remove(&ticket).and_then(|l| l.answer) {
+                return Named::Answered(answer);
+            }
+        }
+        self.drop_name_for(owner);
+        let ticket = self.ask_name(name, now);
+        if let Some(lookup) = self.lookups.get_mut(&ticket) {
+            lookup.owner = Some(owner.clone());
+        }
+        self.lookups_by_owner.insert(owner.clone(), ticket);
+        Named::Waiting(now)
+    }
+
+    /// Gives `owner`'s lookup up.
+    pub fn drop_name_for(&mut self, owner: &ObjectRef<RedisMigration>) {
+        if let Some(ticket) = self.lookups_by_owner.remove(owner) {
+            self.lookups.remove(&ticket);
+        }
     }
 
     /// The tasks a walk found under the ticket's name (or why it failed), once one answered it.
@@ -403,7 +449,7 @@ impl View {
         self.refreshes += 1;
         self.last_refresh = Some(started);
         let refreshes = self.refreshes;
-        self.answer_lookups(&outcome, started);
+        let answered = self.answer_lookups(&outcome, started);
         let observed = match outcome {
             Ok(observed) => observed,
             Err(e) => {
@@ -418,14 +464,14 @@ impl View {
                 }
                 self.last_error = Some(e);
                 let woken = self.watched.values().filter(|w| first || w.awaited_since.is_some());
-                return woken.map(|w| w.owner.clone()).collect();
+                return woken.map(|w| w.owner.clone()).chain(answered).collect();
             }
         };
         if let Some(n) = observed.project_tasks {
             self.project_tasks = Some(n);
         }
         let recovered = self.last_error.take().is_some();
-        let mut wake = Vec::new();
+        let mut wake = answered;
         for (id, watched) in self.watched.iter_mut() {
             if watched.acted_at.is_some_and(|acted| acted > started) {
                 continue;
@@ -466,13 +512,18 @@ impl View {
     }
 
     /// Answers the lookups by name asked before this refresh started, when it walked the whole
-    /// list (or failed trying).
-    fn answer_lookups(&mut self, outcome: &Result<Observed, DcsError>, started: Instant) {
+    /// list (or failed trying); returns the owners of those answered to wake.
+    fn answer_lookups(
+        &mut self,
+        outcome: &Result<Observed, DcsError>,
+        started: Instant,
+    ) -> Vec<ObjectRef<RedisMigration>> {
         let walked = match outcome {
             Ok(observed) if observed.project_tasks.is_some() => Ok(&observed.tasks),
-            Ok(_) => return,
+            Ok(_) => return Vec::new(),
             Err(e) => Err(e),
         };
+        let mut owners = Vec::new();
         for lookup in self.lookups.values_mut().filter(|l| l.answer.is_none() && l.asked <= started) {
             lookup.answer = Some(match &walked {
                 Ok(tasks) => {
@@ -480,7 +531,9 @@ impl View {
                 }
                 Err(e) => Err((*e).clone()),
             });
+            owners.extend(lookup.owner.clone());
         }
+        owners
     }
 
     /// The moving tasks whose progress counters are due, most overdue first, at most `budget`;
@@ -675,6 +728,32 @@ mod tests {
         let failing = view.ask_name("mine", later);
         view.apply(failed(), later);
         assert!(view.named(failing).unwrap().is_err(), "a failed walk answers with its error");
+    }
+
+    #[test]
+    fn a_lookup_nobody_waits_on_wakes_its_owner_when_a_later_walk_answers_it_and_is_collected_once() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        let mut view = View::default();
+        let named = |id: &str, name: &str| RemoteTask { task_name: Some(name.into()), ..task(id, "MIGRATING") };
+        let me = owner("m");
+        assert!(matches!(view.ask_name_for(&me, "mine", later), Named::Waiting(at) if at == later));
+        assert!(
+            matches!(view.ask_name_for(&me, "mine", later + Duration::from_secs(1)), Named::Waiting(at) if at == later),
+            "asked once: the first ask's time stands"
+        );
+        assert_eq!(view.plan(t0), Some(Plan::Walk));
+        assert!(view.apply(listed(&[named("a", "mine")]), t0).is_empty(), "a walk that started before the ask");
+        let woken = view.apply(listed(&[named("a", "mine"), named("b", "other")]), later);
+        assert_eq!(woken, vec![me.clone()], "the owner is woken with its answer");
+        let Named::Answered(Ok(found)) = view.ask_name_for(&me, "mine", later) else { panic!("answered") };
+        assert_eq!(found.iter().map(|t| t.task_id.as_str()).collect::<Vec<_>>(), vec!["a"]);
+        assert!(matches!(view.ask_name_for(&me, "mine", later), Named::Waiting(_)), "collected once: a new lookup");
+        view.drop_name_for(&me);
+        assert_eq!(view.plan(t0), None, "nothing left to walk for");
+        view.ask_name_for(&me, "mine", later);
+        assert_eq!(view.apply(failed(), later), vec![me.clone()], "a failed walk wakes it too");
+        assert!(matches!(view.ask_name_for(&me, "mine", later), Named::Answered(Err(_))));
     }
 
     #[test]
