@@ -2,7 +2,8 @@
 //! refuses a RedisMigration whose author may not read a Secret it references (users impersonated with
 //! `kubectl --as`); the operator's default credentials serve only namespaces labelled
 //! `dcs.migration.io/default-credentials: "true"`; the chart's default endpoint allow-list admits no loopback host
-//! (the operator process against the simulator).
+//! (the operator process against the simulator); one account's backlog does not starve another account's resource
+//! of the operator's reconcile slots.
 
 mod e2e;
 mod support;
@@ -306,4 +307,57 @@ async fn the_charts_default_allow_list_refuses_a_loopback_endpoint_and_a_list_na
     env.kubectl(&["annotate", "rmig", "import-from-obs", "dcs.migration.io/reconcile-requested-at=now"]);
     env.wait_phase("import-from-obs", "Succeeded", Duration::from_secs(60)).await;
     env.assert_no_secret_leaked(&[op.logs(), admitting.logs()]);
+}
+
+/// Tasks the account's simulator holds.
+async fn tasks(env: &Env) -> usize {
+    env.sim_state().await["tasks"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn one_accounts_backlog_does_not_hold_the_reconcile_slots_another_accounts_resource_needs() {
+    let mut busy = Env::new("backlog", PHASE).await;
+    let other =
+        Env::with_account("backlog-other", PHASE, "OTHERTEAMACCESSKEY00", "fedcba9876543210fedcba9876543210", |c| c)
+            .await;
+    // The operator watches one namespace: the other team's resource names its own account's keys there.
+    busy.put_secret(
+        "other-credentials",
+        &[("accessKey", &other.access_key), ("secretKey", &other.secret_key), ("projectId", &other.project)],
+    )
+    .await;
+    // Four slots; each account may send 2 calls a second: the backlog's creates take 20 s.
+    let op = Operator::start_with(&busy, &["--max-concurrent-reconciles", "4", "--qps", "2", "--burst", "1"], &[]);
+    let backlog = 40;
+    let imports: Vec<String> = (0..backlog)
+        .map(|i| {
+            busy.example("backup-import-obs.yaml").replace("name: import-from-obs", &format!("name: backlog-{i:02}"))
+        })
+        .collect();
+    busy.apply(&imports.join("\n---\n"));
+    support::eventually("the backlog's first creates", Duration::from_secs(30), || async {
+        (tasks(&busy).await >= 1).then_some(())
+    })
+    .await;
+
+    let theirs = other
+        .example("backup-import-obs.yaml")
+        .replace("name: import-from-obs", "name: other-team")
+        .replace("name: dcs-credentials", "name: other-credentials");
+    busy.apply(&theirs);
+    let created_before = support::eventually("the other account's task", Duration::from_secs(60), || async {
+        let busy_tasks = tasks(&busy).await;
+        (tasks(&other).await == 1).then_some(busy_tasks)
+    })
+    .await;
+    // In line behind the backlog, the other team's create waited for 27 of 30 (7 with its turn, as measured).
+    assert!(
+        created_before < backlog / 2,
+        "the other account's task was created while {created_before} of the backlog's {backlog} were: it waited in line"
+    );
+
+    // Nothing of the backlog is lost by giving slots back: every resource gets its one task.
+    busy.wait_count_in_phase("Succeeded", backlog + 1, Duration::from_secs(120)).await;
+    assert_eq!(tasks(&busy).await, backlog, "one task per resource");
+    busy.assert_no_secret_leaked(&[op.logs()]);
 }

@@ -152,6 +152,24 @@ pub enum Step {
     Observe,
 }
 
+impl Step {
+    /// Whether this step begins remote work that waits for the account's rate limit in the reconcile's slot: a
+    /// pass gives its slot back before such a step while the account's limit has a queue. The steps that finish
+    /// what one of these began (the create after its mark, the switch-over sent after its record) are not held
+    /// back.
+    pub fn begins_remote_work(&self) -> bool {
+        matches!(
+            self,
+            Self::MarkCreatePending
+                | Self::Configure
+                | Self::InspectSwitchover
+                | Self::UpdateResumeMode(_)
+                | Self::ReadJob(_)
+                | Self::ReadFailure
+        )
+    }
+}
+
 /// Why a create or configure did not go through.
 #[derive(Debug, Clone)]
 pub enum Attempt {
@@ -581,6 +599,18 @@ pub(crate) mod tests {
         ];
         for (mark, remote, want) in table {
             assert_eq!(run(&s, &none, mark, &remote), want, "mark {mark:?}, remote {remote:?}");
+        }
+    }
+
+    #[test]
+    fn a_pass_may_give_its_slot_back_before_remote_work_begins_but_not_between_a_mark_or_record_and_its_call() {
+        for step in [Step::MarkCreatePending, Step::Configure, Step::InspectSwitchover, Step::ReadFailure] {
+            assert!(step.begins_remote_work(), "{step:?}");
+        }
+        let finishing =
+            [Step::FindByName, Step::Create, Step::ClearCreateMark, Step::SendSwitch(SwitchAction::Exchange)];
+        for step in finishing.into_iter().chain([Step::Stop, Step::Restart, Step::Look(true), Step::Observe]) {
+            assert!(!step.begins_remote_work(), "{step:?}");
         }
     }
 

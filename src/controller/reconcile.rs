@@ -163,6 +163,15 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
         }
         let step = decide(&pass, &state);
         tracing::debug!(?step, "decided");
+        if step.begins_remote_work()
+            && let Some(turn) = account.turn()
+        {
+            // One account's backlog must not hold every slot waiting for its rate limit while the other
+            // accounts' resources wait for a slot: this one comes back at its turn.
+            tracing::debug!(?step, ?turn, "the account's rate limit has a queue: the slot goes back until its turn");
+            state.requeue = Some(turn);
+            break;
+        }
         let result = match perform(&pass, &account, &state, step).await? {
             Performed::Did(result) => result,
             Performed::Nothing => break,

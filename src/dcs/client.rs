@@ -23,9 +23,9 @@ use serde::Serialize;
 use serde::de::{DeserializeOwned, DeserializeSeed};
 use std::marker::PhantomData;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Most bytes of an error answer read: its code and message are in the first few hundred.
@@ -138,13 +138,52 @@ struct Inner {
     observer: Option<Arc<dyn CallObserver>>,
 }
 
-/// The account's rate limit, and how many calls wait for it.
+/// The account's rate limit, how many calls wait for it, and the turns given to callers that come back later.
 struct Budget {
     limiter: DefaultDirectRateLimiter,
     waiting: AtomicUsize,
+    /// The rate limit's period: one call per period.
+    period: Duration,
+    /// How many calls may wait for the limiter before callers are given turns instead: its burst, which
+    /// keeps the limit busy for burst × period.
+    queue: usize,
+    /// The latest turn given out.
+    last_turn: Mutex<Option<Instant>>,
 }
 
 impl Budget {
+    fn new(rate_limit: RateLimit) -> Result<Self, DcsError> {
+        let RateLimit { qps, burst } = rate_limit;
+        let burst = NonZeroU32::new(burst.max(1)).expect("max(1) is non-zero");
+        let period = (qps.is_finite() && qps > 0.0)
+            .then(|| Duration::try_from_secs_f64(1.0 / qps).ok())
+            .flatten()
+            .filter(|p| !p.is_zero())
+            .ok_or_else(|| DcsError::InvalidRequest(format!("qps must be a positive number, not {qps}")))?;
+        let quota = Quota::with_period(period).expect("a non-zero period").allow_burst(burst);
+        Ok(Self {
+            limiter: RateLimiter::direct(quota),
+            waiting: AtomicUsize::new(0),
+            period,
+            queue: burst.get() as usize,
+            last_turn: Mutex::new(None),
+        })
+    }
+
+    /// `None` while fewer calls wait than the queue holds; else how long from `now` until a turn after
+    /// the calls waiting and after every turn given out before, one period apart.
+    fn turn(&self, now: Instant) -> Option<Duration> {
+        let waiting = self.waiting.load(Ordering::SeqCst);
+        if waiting < self.queue {
+            return None;
+        }
+        let after_waiting = now + self.period.saturating_mul(u32::try_from(waiting).unwrap_or(u32::MAX));
+        let mut last = self.last_turn.lock().expect("turn lock");
+        let turn = last.map_or(after_waiting, |l| (l + self.period).max(after_waiting));
+        *last = Some(turn);
+        Some(turn - now)
+    }
+
     /// Waits until the rate limit lets one call through, counted among the waiting meanwhile (also when the
     /// wait is abandoned).
     async fn until_ready(&self) {
@@ -238,6 +277,15 @@ impl DcsClient {
         self.inner.budget.waiting.load(Ordering::SeqCst) > 0
     }
 
+    /// When a caller that holds something scarce while it waits (a reconcile's slot) should come back
+    /// instead of waiting for this account's rate limit: `None` while fewer calls wait than the limit's
+    /// burst, else a turn after those and after the turns given out before, one per rate period. One
+    /// account's backlog then holds at most its burst of slots, and the other accounts' resources get
+    /// theirs.
+    pub fn turn(&self) -> Option<Duration> {
+        self.inner.budget.turn(Instant::now())
+    }
+
     /// The same client without the bound on exchanges on the wire (for calls whose callers hold no
     /// reconcile slot: an account's observation loop and its batches).
     pub fn unbounded(&self) -> Self {
@@ -258,13 +306,7 @@ impl DcsClient {
     }
 
     fn build(config: ClientConfig, observer: Option<Arc<dyn CallObserver>>) -> Result<Self, DcsError> {
-        let RateLimit { qps, burst } = config.rate_limit;
-        let burst = NonZeroU32::new(burst.max(1)).expect("max(1) is non-zero");
-        let quota = (qps.is_finite() && qps > 0.0)
-            .then(|| Quota::with_period(Duration::from_secs_f64(1.0 / qps)))
-            .flatten()
-            .ok_or_else(|| DcsError::InvalidRequest(format!("qps must be a positive number, not {qps}")))?
-            .allow_burst(burst);
+        let budget = Arc::new(Budget::new(config.rate_limit)?);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.timeout)
@@ -273,7 +315,6 @@ impl DcsClient {
             .pool_max_idle_per_host(8)
             .build()
             .map_err(|e| DcsError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
-        let budget = Arc::new(Budget { limiter: RateLimiter::direct(quota), waiting: AtomicUsize::new(0) });
         let wire = config.in_flight.map(|bound| Arc::new(Semaphore::new(bound.calls)));
         Ok(Self { inner: Arc::new(Inner { http, config, budget, wire, observer }) })
     }
@@ -692,10 +733,31 @@ fn sanitize_decode_error(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn callers_get_turns_one_period_apart_behind_the_calls_waiting_once_the_burst_waits() {
+        let budget = Budget::new(RateLimit { qps: 10.0, burst: 2 }).unwrap();
+        let now = Instant::now();
+        budget.waiting.store(1, Ordering::SeqCst);
+        assert_eq!(budget.turn(now), None, "fewer calls wait than the burst: wait in line");
+        budget.waiting.store(2, Ordering::SeqCst);
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis());
+        assert_eq!(ms(budget.turn(now)), Some(200), "after the two calls waiting");
+        assert_eq!(ms(budget.turn(now)), Some(300), "after the turn given out before");
+        assert_eq!(ms(budget.turn(now)), Some(400));
+        let later = now + Duration::from_secs(1);
+        assert_eq!(ms(budget.turn(later)), Some(200), "turns given out long ago are past: behind the calls waiting");
+    }
+
+    #[test]
+    fn a_rate_limit_that_is_not_a_positive_rate_is_refused() {
+        for qps in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300] {
+            assert!(Budget::new(RateLimit { qps, burst: 1 }).is_err(), "qps {qps}");
+        }
+    }
+
     #[tokio::test]
     async fn a_call_waiting_for_the_rate_limit_is_counted_until_it_passes_or_is_abandoned() {
-        let quota = Quota::with_period(Duration::from_secs(60)).unwrap().allow_burst(NonZeroU32::new(1).unwrap());
-        let budget = Arc::new(Budget { limiter: RateLimiter::direct(quota), waiting: AtomicUsize::new(0) });
+        let budget = Arc::new(Budget::new(RateLimit { qps: 1.0 / 60.0, burst: 1 }).unwrap());
         budget.until_ready().await;
         assert_eq!(budget.waiting.load(Ordering::SeqCst), 0, "a call that passed at once waits no more");
         let waiter = tokio::spawn({

@@ -193,6 +193,12 @@ impl Account {
         self.circuit.call(&self.client, f).await
     }
 
+    /// When a pass that would wait for this account's rate limit in its slot should come back instead
+    /// (`DcsClient::turn`).
+    pub fn turn(&self) -> Option<Duration> {
+        self.client.turn()
+    }
+
     /// Looks for a task named exactly `name` that `ours` accepts. Where the project's list is
     /// short, the next walk of the account's loop answers every lookup waiting for it (one walk
     /// for many creates, instead of one list per create); else, or when no walk comes in time, a
