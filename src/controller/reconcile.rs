@@ -157,6 +157,7 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
             Some(Sent::Back(Kind::Delete, _)) | None => {}
         }
     }
+    let started_from = state.clone();
     for _ in 0..MAX_STEPS {
         if state.finished() {
             break;
@@ -169,6 +170,10 @@ async fn apply(mut pass: Pass<'_>) -> Result<Action, Error> {
             // One account's backlog must not hold every slot waiting for its rate limit while the other
             // accounts' resources wait for a slot: this one comes back at its turn.
             tracing::debug!(?step, ?turn, "the account's rate limit has a queue: the slot goes back until its turn");
+            if handled.is_none() && state == started_from {
+                // Nothing done or learnt that status could show: nothing to write either.
+                return Ok(Action::requeue(turn));
+            }
             state.requeue = Some(turn);
             break;
         }
