@@ -596,6 +596,11 @@ mod tests {
         RemoteTask { task_id: id.into(), status: TaskStatus::new(word), ..Default::default() }
     }
 
+    /// A moving task named `name`.
+    fn named(id: &str, name: &str) -> RemoteTask {
+        RemoteTask { task_name: Some(name.into()), ..task(id, "MIGRATING") }
+    }
+
     fn listed(tasks: &[RemoteTask]) -> Result<Observed, DcsError> {
         Ok(Observed {
             tasks: tasks.iter().map(|t| (t.task_id.clone(), t.clone())).collect(),
@@ -715,7 +720,6 @@ mod tests {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(1);
         let mut view = View::default();
-        let named = |id: &str, name: &str| RemoteTask { task_name: Some(name.into()), ..task(id, "MIGRATING") };
         let ticket = view.ask_name("mine", later);
         assert_eq!(view.plan(t0), Some(Plan::Walk), "a pending lookup makes the loop walk");
         view.apply(listed(&[named("a", "mine")]), t0);
@@ -735,7 +739,6 @@ mod tests {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(1);
         let mut view = View::default();
-        let named = |id: &str, name: &str| RemoteTask { task_name: Some(name.into()), ..task(id, "MIGRATING") };
         let me = owner("m");
         assert!(matches!(view.ask_name_for(&me, "mine", later), Named::Waiting(at) if at == later));
         assert!(
