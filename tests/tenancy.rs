@@ -350,7 +350,8 @@ async fn one_accounts_backlog_does_not_hold_the_reconcile_slots_another_accounts
         (tasks(&other).await == 1).then_some(busy_tasks)
     })
     .await;
-    // In line behind the backlog, the other team's create waited for 27 of 30 (7 with its turn, as measured).
+    // Measured with a backlog of 30: in line behind it, the other team's task came after 27 of its creates; with
+    // turns, after 7.
     assert!(
         created_before < backlog / 2,
         "the other account's task was created while {created_before} of the backlog's {backlog} were: it waited in line"
