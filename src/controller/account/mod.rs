@@ -226,7 +226,13 @@ impl Account {
         let now = Instant::now();
         let named = {
             let mut view = self.view();
-            view.walk_is_short().then(|| view.ask_name_for(&owner, name, now))
+            if view.walk_is_short() {
+                Some(view.ask_name_for(&owner, name, now))
+            } else {
+                // Too long a list to walk for it (learnt since it was asked, maybe): no walk is owed to it.
+                view.drop_name_for(&owner);
+                None
+            }
         };
         match named {
             Some(Named::Answered(found)) => return Some(found.map(|tasks| tasks.into_iter().find(|t| ours(t)))),
